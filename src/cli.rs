@@ -1,0 +1,484 @@
+//! The scriptable face of the engine. Every command returns `anyhow::Result`; `main` prints
+//! the error on one line and exits non-zero.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use tch::Tensor;
+
+use crate::engine::{self, Prediction, WeightsChoice};
+use crate::executor::{Model, RunOptions};
+use crate::zoo::{self, ArchSpec};
+
+#[derive(Parser, Debug)]
+#[command(name = "convscope", version, about = "Explore the classic convolutional networks on libtorch")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Open the desktop explorer (the default).
+    Gui {
+        /// Architecture to open.
+        arch: Option<String>,
+        /// Image to classify at start.
+        #[arg(long)]
+        image: Option<PathBuf>,
+    },
+    /// Every architecture along the timeline.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The layer table: output shapes, parameters and MACs of every node.
+    Summary {
+        arch: String,
+        /// Input size HxW (default: the architecture's native size).
+        #[arg(long, value_name = "HxW")]
+        input: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Classify images.
+    Classify {
+        arch: String,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
+        /// How many classes to show.
+        #[arg(long, default_value_t = 5)]
+        top: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every node's output (and with --grads the gradient norms) to a safetensors file.
+    Export {
+        arch: String,
+        #[command(flatten)]
+        input: InputArgs,
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        run: RunArgs,
+        /// Also run backward and write gradient norms.
+        #[arg(long)]
+        grads: bool,
+    },
+    /// Per-node gradient norms in execution order.
+    Gradients {
+        arch: String,
+        /// Image to differentiate through (default: a seeded random input of native size).
+        #[arg(long)]
+        image: Option<PathBuf>,
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        run: RunArgs,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// A safetensors file with the reference's state-dict keys (default: weights/<arch>.safetensors if installed).
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Ignore installed weights and initialise randomly, as the reference does.
+    #[arg(long, conflicts_with = "weights")]
+    pub random: bool,
+    /// Seed of the random initialisation.
+    #[arg(long, default_value_t = engine::DEFAULT_SEED)]
+    pub seed: i64,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct InputArgs {
+    /// An image file, preprocessed as the architecture's weights expect.
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// A safetensors file holding one tensor named `input` (N×C×H×W, already normalised).
+    #[arg(long)]
+    pub tensor: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Switch residual connections off: `all`, or blocks/stages like layer1.0,layer3.
+    #[arg(long, value_delimiter = ',', value_name = "all|NAME,...")]
+    pub no_skip: Vec<String>,
+    /// Class whose loss is differentiated (default: the predicted one).
+    #[arg(long)]
+    pub target: Option<i64>,
+}
+
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Gui { arch, image } => crate::gui::run(arch, image),
+        Command::List { json } => list(json),
+        Command::Summary { arch, input, json } => summary(&arch, input.as_deref(), json),
+        Command::Classify { arch, images, model, top, json } => classify(&arch, &images, &model, top, json),
+        Command::Export { arch, input, out, model, run, grads } => export(&arch, &input, &out, &model, &run, grads),
+        Command::Gradients { arch, image, model, run, json } => gradients(&arch, image.as_deref(), &model, &run, json),
+    }
+}
+
+fn load(arch: &str, args: &ModelArgs) -> Result<(ArchSpec, Model)> {
+    let spec = zoo::find(arch)?;
+    let device = engine::parse_device(&args.device)?;
+    let choice = match (&args.weights, args.random) {
+        (Some(path), _) => WeightsChoice::File(path.clone()),
+        (None, true) => WeightsChoice::Random { seed: args.seed },
+        (None, false) => WeightsChoice::Installed { seed: args.seed },
+    };
+    let model = engine::load_model(&spec, &choice, device)?;
+    Ok((spec, model))
+}
+
+fn run_options(model: &Model, run: &RunArgs) -> Result<RunOptions> {
+    let disabled_residuals = model.graph().resolve_residuals(&run.no_skip).map_err(anyhow::Error::msg)?;
+    Ok(RunOptions { disabled_residuals, train: false })
+}
+
+fn parse_size(text: &str) -> Result<(i64, i64)> {
+    let parse = |s: &str| s.trim().parse::<i64>().ok().filter(|v| *v > 0);
+    let parsed = match text.split_once(['x', 'X', '×']) {
+        Some((h, w)) => parse(h).zip(parse(w)),
+        None => parse(text).map(|s| (s, s)),
+    };
+    parsed.with_context(|| format!("cannot read input size {text:?}: write HxW, e.g. 224x224"))
+}
+
+fn human(n: i64) -> String {
+    let n = n as f64;
+    if n >= 1e9 {
+        format!("{:.2}G", n / 1e9)
+    } else if n >= 1e6 {
+        format!("{:.2}M", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1}k", n / 1e3)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// Digits grouped by thousands, as parameter counts are usually quoted.
+pub fn grouped(n: i64) -> String {
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+#[derive(Serialize)]
+struct ListRow {
+    id: &'static str,
+    name: &'static str,
+    year: u16,
+    params: i64,
+    input: [i64; 3],
+    macs: i64,
+}
+
+fn list(json: bool) -> Result<()> {
+    let rows = zoo::all()
+        .into_iter()
+        .map(|spec| {
+            let graph = spec.graph();
+            let macs = graph.infer_shapes(spec.input[1], spec.input[2])?.total_macs();
+            Ok(ListRow {
+                id: spec.id,
+                name: spec.card.name,
+                year: spec.card.year,
+                params: graph.parameter_count(),
+                input: spec.input,
+                macs,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "{:<6} {:<20} {:<24} {:>14} {:>10} {:>11}", "year", "id", "name", "params", "MACs", "input")?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:<6} {:<20} {:<24} {:>14} {:>10} {:>11}",
+            r.year,
+            r.id,
+            r.name,
+            grouped(r.params),
+            human(r.macs),
+            format!("{}×{}×{}", r.input[0], r.input[1], r.input[2])
+        )?;
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct SummaryRow<'a> {
+    name: &'a str,
+    op: &'static str,
+    block: Option<&'a str>,
+    shape: &'a [i64],
+    params: i64,
+    macs: i64,
+}
+
+fn summary(arch: &str, input: Option<&str>, json: bool) -> Result<()> {
+    let spec = zoo::find(arch)?;
+    let graph = spec.graph();
+    let (h, w) = match input {
+        Some(text) => parse_size(text)?,
+        None => (spec.input[1], spec.input[2]),
+    };
+    let report = graph.infer_shapes(h, w).with_context(|| format!("{arch} cannot take a {h}×{w} input"))?;
+    let rows: Vec<SummaryRow> = graph
+        .nodes
+        .iter()
+        .zip(&report.nodes)
+        .map(|(node, info)| SummaryRow {
+            name: &node.name,
+            op: node.op.kind_name(),
+            block: node.block.map(|b| graph.blocks[b].name.as_str()),
+            shape: &info.shape,
+            params: info.params,
+            macs: info.macs,
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let doc = serde_json::json!({
+            "arch": spec.id,
+            "input": report.input,
+            "nodes": rows,
+            "total_params": report.total_params(),
+            "total_macs": report.total_macs(),
+        });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "{} ({}, {}) on a {}×{}×{} input", spec.card.name, spec.id, spec.card.year, report.input[0], h, w)?;
+    writeln!(out, "{:<40} {:<18} {:<18} {:>12} {:>12}", "node", "op", "output", "params", "MACs")?;
+    writeln!(out, "{}", "-".repeat(104))?;
+    for r in &rows {
+        let shape = r.shape.iter().map(i64::to_string).collect::<Vec<_>>().join("×");
+        writeln!(out, "{:<40} {:<18} {:<18} {:>12} {:>12}", r.name, r.op, shape, grouped(r.params), grouped(r.macs))?;
+    }
+    writeln!(out, "{}", "-".repeat(104))?;
+    let trainable = report.total_params();
+    writeln!(out, "total parameters: {}", grouped(trainable))?;
+    writeln!(out, "total MACs: {} ({})", grouped(report.total_macs()), human(report.total_macs()))?;
+    writeln!(out, "parameter size: {:.2} MB (float32)", trainable as f64 * 4.0 / 1e6)?;
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Classified<'a> {
+    image: String,
+    arch: &'a str,
+    weights: String,
+    random_weights: bool,
+    device: String,
+    top: Vec<Prediction>,
+}
+
+fn classify(arch: &str, images: &[PathBuf], args: &ModelArgs, top: i64, json: bool) -> Result<()> {
+    let (spec, model) = load(arch, args)?;
+    let random = matches!(model.origin(), crate::executor::WeightsOrigin::Random { .. });
+    let mut out = std::io::stdout().lock();
+    let mut results = Vec::new();
+    let mut failures = 0;
+    for path in images {
+        let predictions = engine::image_input(&spec, path)
+            .and_then(|x| model.forward(&x, &RunOptions::default()))
+            .and_then(|logits| engine::top_k(&logits, spec.labels, top));
+        if images.len() == 1 {
+            // A single image's error is the command's error, reported once by main.
+            let top = predictions?;
+            results.push(Classified {
+                image: path.display().to_string(),
+                arch: spec.id,
+                weights: model.origin().to_string(),
+                random_weights: random,
+                device: format!("{:?}", model.device()),
+                top,
+            });
+            continue;
+        }
+        match predictions {
+            Ok(top) => results.push(Classified {
+                image: path.display().to_string(),
+                arch: spec.id,
+                weights: model.origin().to_string(),
+                random_weights: random,
+                device: format!("{:?}", model.device()),
+                top,
+            }),
+            Err(e) => {
+                // One bad file among many should not hide the others' results.
+                failures += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if json {
+        serde_json::to_writer_pretty(&mut out, &results)?;
+        writeln!(out)?;
+    } else {
+        for r in &results {
+            writeln!(out, "{} — {} with {}", r.image, spec.card.name, r.weights)?;
+            if random {
+                writeln!(out, "  (random weights: these predictions mean nothing; see `convscope weights`)")?;
+            }
+            for p in &r.top {
+                writeln!(out, "  {:>6.2}%  {:<4} {}", p.probability * 100.0, p.class, p.label)?;
+            }
+        }
+    }
+    if failures > 0 {
+        bail!("{failures} of {} images could not be classified", images.len());
+    }
+    Ok(())
+}
+
+fn read_input(spec: &ArchSpec, input: &InputArgs) -> Result<Tensor> {
+    Ok(match (&input.image, &input.tensor) {
+        (Some(image), _) => engine::image_input(spec, image)?,
+        (None, Some(tensor)) => engine::tensor_input(tensor)?,
+        (None, None) => bail!("give --image FILE or --tensor FILE"),
+    })
+}
+
+fn cpu_contiguous(t: &Tensor) -> Result<Tensor> {
+    Ok(t.f_detach()?.f_to(tch::Device::Cpu)?.f_contiguous()?)
+}
+
+fn export(arch: &str, input: &InputArgs, out: &Path, args: &ModelArgs, run: &RunArgs, grads: bool) -> Result<()> {
+    let (spec, model) = load(arch, args)?;
+    let x = read_input(&spec, input)?;
+    let opts = run_options(&model, run)?;
+    let graph = model.graph().clone();
+    let mut named: Vec<(String, Tensor)> = Vec::new();
+    let (outputs, logits) = if grads {
+        let report = model.gradients(&x, run.target, &opts)?;
+        for (node, norm) in graph.nodes.iter().zip(&report.node_grad_norms) {
+            if let Some(norm) = norm {
+                named.push((format!("grad_norm.{}", node.name), Tensor::from(*norm as f32)));
+            }
+        }
+        for (spec, norm) in graph.params.iter().zip(&report.param_grad_norms) {
+            if let Some(norm) = norm {
+                named.push((format!("param_grad_norm.{}", spec.key), Tensor::from(*norm as f32)));
+            }
+        }
+        named.push(("target".into(), Tensor::from_slice(&report.targets)));
+        (report.outputs, report.logits)
+    } else {
+        let capture = model.forward_capture(&x, &opts)?;
+        (capture.outputs, capture.logits)
+    };
+    for (node, value) in graph.nodes.iter().zip(&outputs) {
+        if let Some(t) = value {
+            named.push((node.name.clone(), cpu_contiguous(t)?));
+        }
+    }
+    named.push(("logits".into(), cpu_contiguous(&logits)?));
+    Tensor::write_safetensors(&named, out).with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {} tensors of {} ({}) to {}", named.len(), spec.id, model.origin(), out.display());
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct GradientRow<'a> {
+    node: &'a str,
+    op: &'static str,
+    grad_norm: f64,
+    param_grad_norm: Option<f64>,
+}
+
+fn gradients(arch: &str, image: Option<&Path>, args: &ModelArgs, run: &RunArgs, json: bool) -> Result<()> {
+    let (spec, model) = load(arch, args)?;
+    let x = match image {
+        Some(path) => engine::image_input(&spec, path)?,
+        None => {
+            tch::manual_seed(args.seed);
+            Tensor::f_randn([1, spec.input[0], spec.input[1], spec.input[2]], (tch::Kind::Float, tch::Device::Cpu))?
+        }
+    };
+    let opts = run_options(&model, run)?;
+    let report = model.gradients(&x, run.target, &opts)?;
+    let graph = model.graph();
+    // A node's parameter norm: the norm over all its trainable tensors together.
+    let mut param_norm_sq = vec![None::<f64>; graph.nodes.len()];
+    for (p, norm) in graph.params.iter().zip(&report.param_grad_norms) {
+        if let Some(n) = norm {
+            *param_norm_sq[p.node].get_or_insert(0.0) += n * n;
+        }
+    }
+    let rows: Vec<GradientRow> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(id, node)| {
+            report.node_grad_norms[id].map(|g| GradientRow {
+                node: &node.name,
+                op: node.op.kind_name(),
+                grad_norm: g,
+                param_grad_norm: param_norm_sq[id].map(f64::sqrt),
+            })
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    let input_note = match image {
+        Some(p) => p.display().to_string(),
+        None => format!("random normal input (seed {})", args.seed),
+    };
+    if json {
+        let doc = serde_json::json!({
+            "arch": spec.id,
+            "weights": model.origin().to_string(),
+            "input": input_note,
+            "target": report.targets.first(),
+            "loss": report.loss,
+            "disabled_residuals": opts.disabled_residuals.iter().map(|&i| &graph.nodes[i].name).collect::<Vec<_>>(),
+            "nodes": rows,
+        });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let target = report.targets.first().copied().unwrap_or(0);
+    writeln!(out, "{} with {} on {input_note}", spec.card.name, model.origin())?;
+    writeln!(out, "target class {target} ({}), loss {:.5}", spec.labels.name(target), report.loss)?;
+    if !opts.disabled_residuals.is_empty() {
+        writeln!(out, "residual connections switched off: {}", opts.disabled_residuals.len())?;
+    }
+    writeln!(out, "{:<40} {:<18} {:>14} {:>14}", "node", "op", "‖∂L/∂out‖", "‖∂L/∂params‖")?;
+    for r in rows {
+        let p = r.param_grad_norm.map(|v| format!("{v:.4e}")).unwrap_or_default();
+        writeln!(out, "{:<40} {:<18} {:>14.4e} {:>14}", r.node, r.op, r.grad_norm, p)?;
+    }
+    Ok(())
+}

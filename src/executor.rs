@@ -1,0 +1,450 @@
+//! Runs a graph on libtorch in three modes: plain forward, forward keeping every node's
+//! output, and forward + backward giving the gradient norm of every node and parameter.
+//!
+//! A `Model` owns its tensors and is `Send` but not `Sync`, like a tch module: the GUI keeps
+//! it on a worker thread.
+
+use std::sync::Arc;
+
+use tch::{Device, Kind, Reduction, Tensor};
+
+use crate::error::{Error, Result, TorchContext};
+use crate::graph::{Activation, Graph, NodeId, Op, ParamSpec, WeightInit};
+
+/// Where the weights of a model came from; every output says so.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightsOrigin {
+    Random { seed: i64 },
+    File(std::path::PathBuf),
+}
+
+impl std::fmt::Display for WeightsOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WeightsOrigin::Random { seed } => write!(f, "random weights (seed {seed})"),
+            WeightsOrigin::File(path) => write!(f, "weights from {}", path.display()),
+        }
+    }
+}
+
+/// Per-run switches.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Residual merges whose shortcut is switched off for this run.
+    pub disabled_residuals: Vec<NodeId>,
+    /// Batch norm uses batch statistics, dropout drops, auxiliary classifiers run.
+    pub train: bool,
+}
+
+/// Every node's output from one forward pass (`None` for nodes the run did not need).
+pub struct Capture {
+    pub outputs: Vec<Option<Tensor>>,
+    pub logits: Tensor,
+}
+
+pub struct GradientReport {
+    pub logits: Tensor,
+    /// The class whose cross-entropy loss was differentiated, per sample.
+    pub targets: Vec<i64>,
+    pub loss: f64,
+    /// L2 norm of d loss / d output, per node (`None` where the node took no part).
+    pub node_grad_norms: Vec<Option<f64>>,
+    /// L2 norm of d loss / d parameter, per entry of `graph.params` (`None` for buffers).
+    pub param_grad_norms: Vec<Option<f64>>,
+    pub outputs: Vec<Option<Tensor>>,
+}
+
+pub struct Model {
+    graph: Arc<Graph>,
+    /// Parallel to `graph.params`. Trainable ones are autograd leaves, like nn.Parameter.
+    params: Vec<Tensor>,
+    /// Index of each node's first tensor in `params`.
+    first_param: Vec<usize>,
+    device: Device,
+    origin: WeightsOrigin,
+}
+
+impl Model {
+    /// A model with the reference's random initialisation, seeded.
+    pub fn random(graph: Arc<Graph>, device: Device, seed: i64) -> Result<Self> {
+        check_device(device)?;
+        tch::manual_seed(seed);
+        let _guard = tch::no_grad_guard();
+        let params = graph
+            .params
+            .iter()
+            .map(|spec| init_param(&graph, spec).and_then(|t| finish_param(t, spec, device)))
+            .collect::<Result<Vec<_>>>()?;
+        let mut first_param = Vec::with_capacity(graph.nodes.len());
+        let mut next = 0;
+        for id in 0..graph.nodes.len() {
+            first_param.push(next);
+            next += graph.params[next..].iter().take_while(|p| p.node == id).count();
+        }
+        Ok(Self { graph, params, first_param, device, origin: WeightsOrigin::Random { seed } })
+    }
+
+    pub fn graph(&self) -> &Arc<Graph> {
+        &self.graph
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn origin(&self) -> &WeightsOrigin {
+        &self.origin
+    }
+
+    pub fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+
+    /// Replaces every tensor at once; the caller has checked keys, shapes and dtypes.
+    pub(crate) fn replace_params(&mut self, values: Vec<Tensor>, origin: WeightsOrigin) -> Result<()> {
+        let _guard = tch::no_grad_guard();
+        let params = values
+            .into_iter()
+            .zip(&self.graph.params)
+            .map(|(t, spec)| {
+                let t = t.f_to_dtype(Kind::Float, false, false).context(|| format!("converting {}", spec.key))?;
+                finish_param(t, spec, self.device)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.params = params;
+        self.origin = origin;
+        Ok(())
+    }
+
+    /// Moves the weights to another device; on failure the model stays where it was.
+    pub fn to_device(&mut self, device: Device) -> Result<()> {
+        check_device(device)?;
+        let _guard = tch::no_grad_guard();
+        let moved = self
+            .params
+            .iter()
+            .zip(&self.graph.params)
+            .map(|(t, spec)| finish_param(t.f_detach().context(|| spec.key.clone())?, spec, device))
+            .collect::<Result<Vec<_>>>()?;
+        self.params = moved;
+        self.device = device;
+        Ok(())
+    }
+
+    /// Plain forward under `no_grad`, freeing each value after its last use.
+    pub fn forward(&self, input: &Tensor, opts: &RunOptions) -> Result<Tensor> {
+        let _guard = tch::no_grad_guard();
+        let mut values = self.execute(input, opts, false)?;
+        take_output(&mut values, self.graph.output)
+    }
+
+    /// Forward keeping every node's output.
+    pub fn forward_capture(&self, input: &Tensor, opts: &RunOptions) -> Result<Capture> {
+        let _guard = tch::no_grad_guard();
+        let outputs = self.execute(input, opts, true)?;
+        let logits = outputs[self.graph.output]
+            .as_ref()
+            .map(Tensor::shallow_clone)
+            .ok_or_else(|| Error::Input("the output was not computed".into()))?;
+        Ok(Capture { outputs, logits })
+    }
+
+    /// Forward + backward of the cross-entropy loss for `target` (default: each sample's
+    /// predicted class), giving the gradient norm of every node's output and parameter.
+    pub fn gradients(&self, input: &Tensor, target: Option<i64>, opts: &RunOptions) -> Result<GradientReport> {
+        let input =
+            input.f_detach().and_then(|x| x.f_set_requires_grad(true)).context(|| "preparing the input".into())?;
+        let outputs = self.execute(&input, opts, true)?;
+        let logits = outputs[self.graph.output]
+            .as_ref()
+            .map(Tensor::shallow_clone)
+            .ok_or_else(|| Error::Input("the output was not computed".into()))?;
+        let classes = *logits.size().last().unwrap_or(&0);
+        let batch = logits.size().first().copied().unwrap_or(0);
+        let targets: Vec<i64> = match target {
+            Some(t) if !(0..classes).contains(&t) => {
+                return Err(Error::Input(format!("target class {t} is outside 0..{classes}")));
+            }
+            Some(t) => vec![t; batch as usize],
+            None => {
+                let predicted = logits.f_argmax(-1, false).context(|| "argmax".into())?;
+                Vec::<i64>::try_from(&predicted).context(|| "reading the prediction".into())?
+            }
+        };
+        let target_tensor =
+            Tensor::f_from_slice(&targets).and_then(|t| t.f_to(self.device)).context(|| "target".into())?;
+        let loss = logits
+            .f_cross_entropy_loss::<Tensor>(&target_tensor, None, Reduction::Mean, -100, 0.0)
+            .context(|| "cross-entropy loss".into())?;
+
+        // One backward pass for all nodes and parameters, like torch.autograd.grad.
+        let mut wrt: Vec<&Tensor> = Vec::new();
+        let mut slots: Vec<(bool, usize)> = Vec::new();
+        for (id, value) in outputs.iter().enumerate() {
+            if let Some(t) = value.as_ref().filter(|t| t.requires_grad()) {
+                wrt.push(t);
+                slots.push((true, id));
+            }
+        }
+        for (i, (t, spec)) in self.params.iter().zip(&self.graph.params).enumerate() {
+            if spec.trainable {
+                wrt.push(t);
+                slots.push((false, i));
+            }
+        }
+        let grads = Tensor::f_run_backward(&[&loss], &wrt, false, false).context(|| "backward pass".into())?;
+        let mut node_grad_norms = vec![None; self.graph.nodes.len()];
+        let mut param_grad_norms = vec![None; self.graph.params.len()];
+        for ((is_node, index), grad) in slots.into_iter().zip(grads) {
+            let norm = if grad.defined() {
+                grad.f_norm().and_then(|n| n.f_double_value(&[])).context(|| "gradient norm".into())?
+            } else {
+                0.0
+            };
+            if is_node {
+                node_grad_norms[index] = Some(norm);
+            } else {
+                param_grad_norms[index] = Some(norm);
+            }
+        }
+        let loss = loss.f_double_value(&[]).context(|| "loss".into())?;
+        let outputs = outputs.into_iter().map(|o| o.map(|t| t.detach())).collect();
+        Ok(GradientReport { logits: logits.detach(), targets, loss, node_grad_norms, param_grad_norms, outputs })
+    }
+
+    /// Checks an `N×C×H×W` input against the graph before any libtorch call, so a wrong
+    /// size is reported with the node it breaks rather than a libtorch message.
+    pub fn check_input(&self, input: &Tensor) -> Result<()> {
+        let size = input.size();
+        let &[_, c, h, w] = size.as_slice() else {
+            return Err(Error::Input(format!("expected an N×C×H×W tensor, got shape {size:?}")));
+        };
+        let channels = self.graph.input_channels();
+        if c != channels {
+            return Err(Error::Input(format!("{} takes {channels} input channels, got {c}", self.graph.arch)));
+        }
+        self.graph.infer_shapes(h, w).map(|_| ())
+    }
+
+    fn execute(&self, input: &Tensor, opts: &RunOptions, keep_all: bool) -> Result<Vec<Option<Tensor>>> {
+        self.check_input(input)?;
+        let input = input
+            .f_to_device_(self.device, Kind::Float, false, false)
+            .context(|| format!("moving the input to {:?}", self.device))?;
+        let graph = &*self.graph;
+        let mut disabled = vec![false; graph.nodes.len()];
+        for &id in &opts.disabled_residuals {
+            disabled[id] = true;
+        }
+        let schedule = Schedule::new(graph, &disabled, opts.train);
+        let mut values: Vec<Option<Tensor>> = (0..graph.nodes.len()).map(|_| None).collect();
+        for (id, node) in graph.nodes.iter().enumerate() {
+            if !schedule.needed[id] {
+                continue;
+            }
+            let output = if id == graph.input {
+                input.shallow_clone()
+            } else {
+                // A switched-off merge reads its branch alone; the shortcut was not run.
+                let used = if disabled[id] && node.op.is_residual_merge() { 1 } else { node.inputs.len() };
+                let inputs: Vec<&Tensor> = node.inputs[..used]
+                    .iter()
+                    .map(|e| values[e.from].as_ref())
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| Error::Input(format!("{}: an input was not computed", node.name)))?;
+                self.eval_node(id, &inputs, disabled[id], opts.train)
+                    .context(|| format!("{} ({})", node.name, node.op.kind_name()))?
+            };
+            values[id] = Some(output);
+            if !keep_all {
+                for edge in &node.inputs {
+                    if schedule.last_use[edge.from] == id && edge.from != graph.output {
+                        values[edge.from] = None;
+                    }
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    fn eval_node(&self, id: NodeId, x: &[&Tensor], residual_off: bool, train: bool) -> Result<Tensor, tch::TchError> {
+        let p = &self.params[self.first_param[id]..];
+        match &self.graph.nodes[id].op {
+            Op::Input { .. } => Ok(x[0].shallow_clone()),
+            Op::Conv2d(c) => {
+                let bias = c.bias.then(|| &p[1]);
+                x[0].f_conv2d(&p[0], bias, c.stride, c.padding, c.dilation, c.groups)
+            }
+            Op::BatchNorm2d { eps, momentum, .. } => Tensor::f_batch_norm(
+                x[0],
+                Some(&p[0]),
+                Some(&p[1]),
+                Some(&p[2]),
+                Some(&p[3]),
+                train,
+                *momentum,
+                *eps,
+                true,
+            ),
+            Op::Linear { bias, .. } => x[0].f_linear(&p[0], bias.then(|| &p[1])),
+            Op::Activation(a) => match a {
+                Activation::Relu => x[0].f_relu(),
+                Activation::Relu6 => x[0].f_clamp(0.0, 6.0),
+                Activation::Sigmoid => x[0].f_sigmoid(),
+                Activation::Tanh => x[0].f_tanh(),
+                Activation::HardSigmoid => x[0].f_hardsigmoid(),
+                Activation::HardSwish => x[0].f_hardswish(),
+                Activation::Silu => x[0].f_silu(),
+            },
+            Op::MaxPool2d(pool) => x[0].f_max_pool2d(pool.kernel, pool.stride, pool.padding, [1, 1], pool.ceil_mode),
+            Op::AvgPool2d(pool) => {
+                x[0].f_avg_pool2d(pool.kernel, pool.stride, pool.padding, pool.ceil_mode, pool.count_include_pad, None)
+            }
+            Op::AdaptiveAvgPool2d { output } => x[0].f_adaptive_avg_pool2d(output),
+            Op::Dropout { p } => {
+                if train {
+                    x[0].f_dropout(*p, true)
+                } else {
+                    Ok(x[0].shallow_clone())
+                }
+            }
+            Op::Flatten => x[0].f_flatten(1, -1),
+            Op::Add if residual_off => Ok(x[0].shallow_clone()),
+            Op::Add => x[0].f_add(x[1]),
+            Op::ScaledAdd { scale } => {
+                let scaled = x[0].f_mul_scalar(*scale)?;
+                if residual_off { Ok(scaled) } else { scaled.f_add(x[1]) }
+            }
+            Op::Concat => Tensor::f_cat(x, 1),
+            Op::Scale => x[0].f_mul(x[1]),
+            Op::ChannelShuffle { groups } => {
+                let &[n, c, h, w] = x[0].size().as_slice() else {
+                    return Err(tch::TchError::Shape("channel shuffle needs N×C×H×W".into()));
+                };
+                x[0].f_view_([n, *groups, c / groups, h, w])?.f_transpose(1, 2)?.f_contiguous()?.f_view_([n, c, h, w])
+            }
+            Op::ChannelSlice { start, end } => x[0].f_narrow(1, *start, end - start),
+            Op::LocalResponseNorm { size, alpha, beta, k } => {
+                // torch.nn.functional.local_response_norm, step for step.
+                let div = x[0].f_mul(x[0])?.f_unsqueeze(1)?;
+                let div = div.f_constant_pad_nd([0, 0, 0, 0, size / 2, (size - 1) / 2])?;
+                let div = div.f_avg_pool3d([*size, 1, 1], [1, 1, 1], [0, 0, 0], false, true, None)?.f_squeeze_dim(1)?;
+                let div = div.f_mul_scalar(*alpha)?.f_add_scalar(*k)?.f_pow_tensor_scalar(*beta)?;
+                x[0].f_div(&div)
+            }
+            Op::ChannelAffine { scale, shift } => {
+                let shape = [1, scale.len() as i64, 1, 1];
+                let options = (Kind::Float, x[0].device());
+                let scale = Tensor::f_from_slice(&scale.iter().map(|&v| v as f32).collect::<Vec<_>>())?
+                    .f_to_device_(options.1, options.0, false, false)?
+                    .f_view_(shape)?;
+                let shift = Tensor::f_from_slice(&shift.iter().map(|&v| v as f32).collect::<Vec<_>>())?
+                    .f_to_device_(options.1, options.0, false, false)?
+                    .f_view_(shape)?;
+                x[0].f_mul(&scale)?.f_add(&shift)
+            }
+            Op::ZeroPad { pad } => x[0].f_constant_pad_nd(pad),
+        }
+    }
+}
+
+/// Which nodes a run needs and where each value is used last, so plain forward can free
+/// activations as early as PyTorch does.
+struct Schedule {
+    needed: Vec<bool>,
+    last_use: Vec<NodeId>,
+}
+
+impl Schedule {
+    fn new(graph: &Graph, disabled: &[bool], train: bool) -> Self {
+        let n = graph.nodes.len();
+        let mut needed = vec![false; n];
+        needed[graph.output] = true;
+        if train {
+            for &aux in &graph.aux_outputs {
+                needed[aux] = true;
+            }
+        }
+        let mut last_use = vec![0; n];
+        for id in (0..n).rev() {
+            if !needed[id] {
+                continue;
+            }
+            let node = &graph.nodes[id];
+            for (i, edge) in node.inputs.iter().enumerate() {
+                // A switched-off merge ignores its shortcut, so the shortcut path is not run.
+                if disabled[id] && node.op.is_residual_merge() && i == 1 {
+                    continue;
+                }
+                needed[edge.from] = true;
+                last_use[edge.from] = last_use[edge.from].max(id);
+            }
+        }
+        Self { needed, last_use }
+    }
+}
+
+fn take_output(values: &mut [Option<Tensor>], output: NodeId) -> Result<Tensor> {
+    values[output].take().ok_or_else(|| Error::Input("the output was not computed".into()))
+}
+
+pub fn check_device(device: Device) -> Result<()> {
+    match device {
+        Device::Cuda(i) if !tch::Cuda::is_available() => Err(Error::Device(format!(
+            "CUDA device {i} was asked for, but no CUDA device is available on this machine (use --device cpu)"
+        ))),
+        Device::Cuda(i) if i >= tch::Cuda::device_count() as usize => {
+            Err(Error::Device(format!("CUDA device {i} does not exist ({} present)", tch::Cuda::device_count())))
+        }
+        Device::Mps | Device::Vulkan => Err(Error::Device("only CPU and CUDA are supported".into())),
+        _ => Ok(()),
+    }
+}
+
+/// Puts a tensor on the device as float and makes trainable ones autograd leaves.
+fn finish_param(t: Tensor, spec: &ParamSpec, device: Device) -> Result<Tensor> {
+    t.f_to_device_(device, Kind::Float, false, false)
+        .and_then(|t| t.f_detach())
+        .and_then(|t| t.f_set_requires_grad(spec.trainable))
+        .context(|| format!("placing {} on {device:?}", spec.key))
+}
+
+fn init_param(graph: &Graph, spec: &ParamSpec) -> Result<Tensor> {
+    let node = &graph.nodes[spec.node];
+    let suffix = spec.key.rsplit('.').next().unwrap_or("");
+    let context = || format!("initialising {}", spec.key);
+    let mut t = Tensor::f_empty(spec.shape.as_slice(), (Kind::Float, Device::Cpu)).context(context)?;
+    // fan_in / fan_out as torch.nn.init computes them from the weight's shape.
+    let fan = |weight: &[i64]| {
+        let receptive: i64 = weight[2..].iter().product();
+        (weight[1] * receptive, weight[0] * receptive)
+    };
+    let (scheme, weight_shape) = match &node.op {
+        Op::Conv2d(c) => (graph.init.conv, vec![c.out_channels, c.in_channels / c.groups, c.kernel[0], c.kernel[1]]),
+        Op::Linear { in_features, out_features, .. } => (graph.init.linear, vec![*out_features, *in_features]),
+        Op::BatchNorm2d { .. } => {
+            let value = if matches!(suffix, "weight" | "running_var") { 1.0 } else { 0.0 };
+            let _ = t.f_fill_(value).context(context)?;
+            return Ok(t);
+        }
+        _ => return Err(Error::Input(format!("{} has no parameters to initialise", node.name))),
+    };
+    let (fan_in, fan_out) = fan(&weight_shape);
+    let is_weight = suffix == "weight";
+    match (scheme, is_weight) {
+        (WeightInit::PytorchDefault, _) => {
+            let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+            let _ = t.f_uniform_(-bound, bound).context(context)?;
+        }
+        (WeightInit::KaimingNormalFanOut, true) => {
+            let _ = t.f_normal_(0.0, (2.0 / fan_out.max(1) as f64).sqrt()).context(context)?;
+        }
+        (WeightInit::Normal(std), true) => {
+            let _ = t.f_normal_(0.0, std).context(context)?;
+        }
+        (_, false) => {
+            let _ = t.f_zero_().context(context)?;
+        }
+    }
+    Ok(t)
+}

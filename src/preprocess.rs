@@ -1,0 +1,269 @@
+//! Image in, tensor out: decoding with limits, EXIF orientation, and each architecture's
+//! preprocessing (torchvision's `Resize` + `CenterCrop` + `Normalize`, or LeNet's digits).
+
+use std::path::Path;
+
+use image::{DynamicImage, ImageReader, Limits, RgbImage, imageops::FilterType};
+use serde::Serialize;
+use tch::Tensor;
+
+use crate::error::{Error, Result, TorchContext};
+
+/// Larger files are refused before they are read.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+/// Larger images are refused from their header, before any pixel is decoded.
+pub const MAX_DIMENSION: u32 = 16_384;
+const MAX_DECODE_BYTES: u64 = 1024 * 1024 * 1024;
+
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+const CIFAR_MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+const CIFAR_STD: [f32; 3] = [0.2470, 0.2435, 0.2616];
+pub const MNIST_MEAN: f32 = 0.1307;
+pub const MNIST_STD: f32 = 0.3081;
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Interpolation {
+    Bilinear,
+    Bicubic,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Preprocess {
+    /// Resize the shorter side to `resize`, centre-crop `crop`×`crop`, normalise.
+    ImageNet { resize: u32, crop: u32, interpolation: Interpolation, mean: [f32; 3], std: [f32; 3] },
+    /// A dark digit on a light page (or the reverse) to MNIST's white-on-black, fitted in
+    /// 20×20 like MNIST, centred in 28×28, padded to `size`.
+    Digit { size: u32 },
+    /// Resize to 32×32, normalise with CIFAR-10's statistics.
+    Cifar,
+}
+
+impl Preprocess {
+    pub const fn imagenet(resize: u32, crop: u32) -> Self {
+        Preprocess::ImageNet {
+            resize,
+            crop,
+            interpolation: Interpolation::Bilinear,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
+    }
+
+    pub const fn cifar() -> Self {
+        Preprocess::Cifar
+    }
+
+    /// Applies the preprocessing, giving a `1×C×H×W` float tensor.
+    pub fn apply(&self, image: &DynamicImage) -> Result<Tensor> {
+        match *self {
+            Preprocess::ImageNet { resize, crop, interpolation, mean, std } => {
+                let rgb = resize_shorter(&image.to_rgb8(), resize, interpolation);
+                let rgb = center_crop(&rgb, crop, crop);
+                normalised(&rgb, mean, std)
+            }
+            Preprocess::Cifar => {
+                let rgb = image::imageops::resize(&image.to_rgb8(), 32, 32, FilterType::Triangle);
+                normalised(&rgb, CIFAR_MEAN, CIFAR_STD)
+            }
+            Preprocess::Digit { size } => digit_tensor(image, size),
+        }
+    }
+
+    /// The input size the preprocessing produces, `[H, W]`.
+    pub fn output_size(&self) -> [i64; 2] {
+        match *self {
+            Preprocess::ImageNet { crop, .. } => [crop.into(), crop.into()],
+            Preprocess::Cifar => [32, 32],
+            Preprocess::Digit { size } => [size.into(), size.into()],
+        }
+    }
+}
+
+/// Decodes an image file, refusing huge files and dimensions before decoding, and turning
+/// it upright as its EXIF orientation says.
+pub fn load_image(path: &Path) -> Result<DynamicImage> {
+    let err = |reason: String| Error::Image { path: path.to_owned(), reason };
+    let meta = std::fs::metadata(path).map_err(|e| err(io_reason(&e)))?;
+    if meta.is_dir() {
+        return Err(err("is a directory, not an image file".into()));
+    }
+    if meta.len() == 0 {
+        return Err(err("the file is empty".into()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(err(format!(
+            "the file is {} MB; images over {} MB are refused",
+            meta.len() >> 20,
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| err(io_reason(&e)))?;
+    decode_image(&bytes).map_err(err)
+}
+
+/// Decodes image bytes with dimension and allocation limits; the error is a sentence.
+pub fn decode_image(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
+    use image::ImageDecoder;
+    let mut reader =
+        ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| format!("cannot read: {e}"))?;
+    if reader.format().is_none() {
+        return Err("not an image in a format convscope reads (PNG, JPEG, GIF, BMP, WebP, TIFF, …)".into());
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_DIMENSION);
+    limits.max_image_height = Some(MAX_DIMENSION);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let mut decoder = reader.into_decoder().map_err(describe_image_error)?;
+    let orientation = decoder.orientation().map_err(describe_image_error)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(describe_image_error)?;
+    image.apply_orientation(orientation);
+    if image.width() == 0 || image.height() == 0 {
+        return Err("the image has no pixels".into());
+    }
+    Ok(image)
+}
+
+fn describe_image_error(e: image::ImageError) -> String {
+    match e {
+        image::ImageError::Limits(_) => format!(
+            "too large to decode safely (over {MAX_DIMENSION}×{MAX_DIMENSION} pixels or {} MB of pixels)",
+            MAX_DECODE_BYTES >> 20
+        ),
+        image::ImageError::Unsupported(u) => format!("unsupported image: {u}"),
+        image::ImageError::Decoding(d) => format!("corrupt or truncated image: {d}"),
+        other => other.to_string(),
+    }
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// torchvision's `Resize(size)`: the shorter side becomes `size`, the longer is truncated.
+fn resize_shorter(rgb: &RgbImage, size: u32, interpolation: Interpolation) -> RgbImage {
+    let (w, h) = rgb.dimensions();
+    let (new_w, new_h) = if w <= h {
+        (size, ((u64::from(size) * u64::from(h)) / u64::from(w)) as u32)
+    } else {
+        (((u64::from(size) * u64::from(w)) / u64::from(h)) as u32, size)
+    };
+    if (new_w, new_h) == (w, h) {
+        return rgb.clone();
+    }
+    let filter = match interpolation {
+        Interpolation::Bilinear => FilterType::Triangle,
+        Interpolation::Bicubic => FilterType::CatmullRom,
+    };
+    image::imageops::resize(rgb, new_w.max(1), new_h.max(1), filter)
+}
+
+/// torchvision's `CenterCrop`, padding with zeros when the image is smaller than the crop.
+fn center_crop(rgb: &RgbImage, crop_w: u32, crop_h: u32) -> RgbImage {
+    let (w, h) = rgb.dimensions();
+    let mut out = RgbImage::new(crop_w, crop_h);
+    // Python's round() halves to even, and torchvision uses it for the offsets.
+    let offset = |size: u32, crop: u32| -> i64 { round_half_even((f64::from(size) - f64::from(crop)) / 2.0) };
+    let (left, top) = (offset(w, crop_w), offset(h, crop_h));
+    for y in 0..crop_h {
+        for x in 0..crop_w {
+            let (sx, sy) = (i64::from(x) + left, i64::from(y) + top);
+            if (0..i64::from(w)).contains(&sx) && (0..i64::from(h)).contains(&sy) {
+                out.put_pixel(x, y, *rgb.get_pixel(sx as u32, sy as u32));
+            }
+        }
+    }
+    out
+}
+
+fn round_half_even(v: f64) -> i64 {
+    let r = v.round();
+    if (v - v.trunc()).abs() == 0.5 && (r as i64) % 2 != 0 { (r - v.signum()) as i64 } else { r as i64 }
+}
+
+fn normalised(rgb: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Result<Tensor> {
+    let (w, h) = rgb.dimensions();
+    let plane = (w * h) as usize;
+    let mut chw = vec![0f32; 3 * plane];
+    for (i, pixel) in rgb.pixels().enumerate() {
+        for c in 0..3 {
+            chw[c * plane + i] = (f32::from(pixel[c]) / 255.0 - mean[c]) / std[c];
+        }
+    }
+    Tensor::f_from_slice(&chw)
+        .and_then(|t| t.f_view_([1, 3, i64::from(h), i64::from(w)]))
+        .context(|| "building the input tensor".into())
+}
+
+fn digit_tensor(image: &DynamicImage, size: u32) -> Result<Tensor> {
+    let grey = image.to_luma8();
+    let mean = grey.pixels().map(|p| f64::from(p[0])).sum::<f64>() / (grey.len().max(1) as f64);
+    // MNIST digits are white on black; photos and scans of ink are the reverse.
+    let grey = if mean > 127.0 {
+        image::ImageBuffer::from_fn(grey.width(), grey.height(), |x, y| image::Luma([255 - grey.get_pixel(x, y)[0]]))
+    } else {
+        grey
+    };
+    let (w, h) = grey.dimensions();
+    let digit = if (w, h) == (28, 28) {
+        grey
+    } else {
+        let scale = 20.0 / f64::from(w.max(h));
+        let (nw, nh) = (((f64::from(w) * scale).round() as u32).max(1), ((f64::from(h) * scale).round() as u32).max(1));
+        let small = image::imageops::resize(&grey, nw, nh, FilterType::Triangle);
+        let mut canvas = image::GrayImage::new(28, 28);
+        image::imageops::overlay(&mut canvas, &small, i64::from((28 - nw) / 2), i64::from((28 - nh) / 2));
+        canvas
+    };
+    digit_from_28(digit.as_raw(), size)
+}
+
+/// A 28×28 MNIST digit (bytes, white on black) as the `1×1×size×size` tensor LeNet takes:
+/// centred, zero-padded, normalised with MNIST's statistics. Training uses the same path.
+pub fn digit_from_28(pixels: &[u8], size: u32) -> Result<Tensor> {
+    let size = size.max(28) as usize;
+    let pad = (size - 28) / 2;
+    let background = (0.0 - MNIST_MEAN) / MNIST_STD;
+    let mut data = vec![background; size * size];
+    for (i, &p) in pixels.iter().take(28 * 28).enumerate() {
+        let (y, x) = (i / 28 + pad, i % 28 + pad);
+        data[y * size + x] = (f32::from(p) / 255.0 - MNIST_MEAN) / MNIST_STD;
+    }
+    Tensor::f_from_slice(&data)
+        .and_then(|t| t.f_view_([1, 1, size as i64, size as i64]))
+        .context(|| "building the digit tensor".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halves_round_to_even_like_python() {
+        assert_eq!(round_half_even(16.5), 16);
+        assert_eq!(round_half_even(17.5), 18);
+        assert_eq!(round_half_even(16.4), 16);
+        assert_eq!(round_half_even(-0.5), 0);
+    }
+
+    #[test]
+    fn resize_keeps_torchvision_sizes() {
+        let img = RgbImage::new(500, 375);
+        let r = resize_shorter(&img, 256, Interpolation::Bilinear);
+        // torchvision: int(256 * 500 / 375) = 341
+        assert_eq!(r.dimensions(), (341, 256));
+        let c = center_crop(&r, 224, 224);
+        assert_eq!(c.dimensions(), (224, 224));
+    }
+
+    #[test]
+    fn refuses_non_images() {
+        let err = decode_image(b"this is text, not a picture").unwrap_err();
+        assert!(err.contains("not an image"), "{err}");
+    }
+}

@@ -1,0 +1,138 @@
+//! The model zoo, one file per family, along the timeline of the CNN history:
+//!
+//! - 1998 `lenet`: LeNet-5, digits on postal mail.
+//! - 2015 `resnet`: ResNet-18/34/50/101/152 (torchvision) and the CIFAR ResNet-20/56 with
+//!   their plain twins (He et al. 2016, §4.2).
+//!
+//! Each family exposes its architectures as `ArchSpec`s: a builder returning the graph,
+//! the card telling its story, the native input and the preprocessing its weights expect.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::graph::Graph;
+use crate::preprocess::Preprocess;
+
+pub mod alexnet;
+pub mod densenet;
+pub mod efficientnet;
+pub mod inception;
+pub mod inception_resnet;
+pub mod lenet;
+pub mod mobilenet;
+pub mod resnet;
+pub mod shufflenet;
+pub mod squeezenet;
+pub mod vgg;
+
+/// The story of an architecture, shown by `list`, `summary` and the GUI's picker.
+#[derive(Clone, Debug, Serialize)]
+pub struct Card {
+    pub name: &'static str,
+    pub year: u16,
+    pub authors: &'static str,
+    pub paper: &'static str,
+    pub problem: &'static str,
+    pub answer: &'static str,
+    /// ImageNet top-1 (%) as its paper reports it, where it does.
+    pub top1_paper: Option<f32>,
+    /// ImageNet top-1 (%) of the reference's pretrained weights, where they exist.
+    pub top1_reference: Option<f32>,
+    /// Where the names and numerics come from.
+    pub reference: &'static str,
+}
+
+/// Which label set the logits index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Labels {
+    ImageNet,
+    Digits,
+    Cifar10,
+}
+
+impl Labels {
+    pub fn name(self, class: i64) -> String {
+        const CIFAR10: [&str; 10] =
+            ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+        let label = match self {
+            Labels::ImageNet => {
+                usize::try_from(class).ok().and_then(|i| tch::vision::imagenet::CLASSES.get(i).copied())
+            }
+            Labels::Digits => return format!("digit {class}"),
+            Labels::Cifar10 => usize::try_from(class).ok().and_then(|i| CIFAR10.get(i).copied()),
+        };
+        label.map(str::to_owned).unwrap_or_else(|| format!("class {class}"))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct ArchSpec {
+    pub id: &'static str,
+    pub card: Card,
+    /// Native input `[channels, height, width]`.
+    pub input: [i64; 3],
+    pub preprocess: Preprocess,
+    pub labels: Labels,
+    pub build: fn() -> Graph,
+}
+
+impl ArchSpec {
+    pub fn graph(&self) -> Arc<Graph> {
+        Arc::new((self.build)())
+    }
+}
+
+/// Every architecture, in timeline order.
+pub fn all() -> Vec<ArchSpec> {
+    let mut specs = Vec::new();
+    specs.extend(lenet::specs());
+    specs.extend(alexnet::specs());
+    specs.extend(vgg::specs());
+    specs.extend(inception::specs());
+    specs.extend(resnet::specs());
+    specs.extend(inception_resnet::specs());
+    specs.extend(squeezenet::specs());
+    specs.extend(densenet::specs());
+    specs.extend(mobilenet::specs());
+    specs.extend(shufflenet::specs());
+    specs.extend(efficientnet::specs());
+    specs.sort_by_key(|s| s.card.year);
+    specs
+}
+
+pub fn find(id: &str) -> Result<ArchSpec, Error> {
+    let specs = all();
+    if let Some(spec) = specs.iter().find(|s| s.id == id) {
+        return Ok(spec.clone());
+    }
+    let lowered = id.to_lowercase().replace('-', "_");
+    let mut near: Vec<&str> = specs
+        .iter()
+        .map(|s| s.id)
+        .filter(|known| known.contains(&lowered) || lowered.contains(known) || edit_distance(known, &lowered) <= 2)
+        .collect();
+    near.truncate(5);
+    let hint = if near.is_empty() {
+        "; `convscope list` shows them all".to_owned()
+    } else {
+        format!("; did you mean {}?", near.join(", "))
+    };
+    Err(Error::UnknownArch { name: id.to_owned(), hint })
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}

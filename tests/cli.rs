@@ -1,0 +1,183 @@
+//! The CLI end to end: every command, its output formats and its errors.
+
+mod common;
+
+use common::*;
+
+fn write_test_image(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("gradient.png");
+    let img = image::RgbImage::from_fn(300, 200, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    img.save(&path).unwrap();
+    path
+}
+
+fn fails_with(args: &[&str], expected: &str) {
+    let output = convscope().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "convscope {} should fail", args.join(" "));
+    assert!(stderr.contains(expected), "convscope {}: expected {expected:?} in:\n{stderr}", args.join(" "));
+    assert_eq!(stderr.trim().lines().count(), 1, "errors are one line:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn list_shows_every_architecture_with_exact_parameter_counts() {
+    let text = stdout(&run_ok(&["list"]));
+    for id in ["lenet5", "resnet18", "resnet50", "resnet56", "plain56"] {
+        assert!(text.contains(id), "{id} missing from:\n{text}");
+    }
+    assert!(text.contains("11,689,512"));
+
+    let json: serde_json::Value = serde_json::from_str(&stdout(&run_ok(&["list", "--json"]))).unwrap();
+    let params = |id: &str| {
+        json.as_array().unwrap().iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("{id}"))["params"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(params("lenet5"), 61_706);
+    assert_eq!(params("resnet18"), 11_689_512);
+    assert_eq!(params("resnet34"), 21_797_672);
+    assert_eq!(params("resnet50"), 25_557_032);
+    let years: Vec<i64> = json.as_array().unwrap().iter().map(|r| r["year"].as_i64().unwrap()).collect();
+    assert!(years.windows(2).all(|w| w[0] <= w[1]), "timeline order: {years:?}");
+}
+
+#[test]
+fn summary_prints_the_layer_table_and_totals() {
+    let text = stdout(&run_ok(&["summary", "resnet50"]));
+    assert!(text.contains("layer4.2.conv3"), "{text}");
+    assert!(text.contains("total parameters: 25,557,032"), "{text}");
+
+    let json: serde_json::Value = serde_json::from_str(&stdout(&run_ok(&["summary", "resnet50", "--json"]))).unwrap();
+    let macs = json["total_macs"].as_f64().unwrap();
+    assert!((macs / 4.09e9 - 1.0).abs() < 0.02, "resnet50 MACs {macs}");
+    let fc = json["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "fc").unwrap();
+    assert_eq!(fc["shape"], serde_json::json!([1000]));
+
+    let small: serde_json::Value =
+        serde_json::from_str(&stdout(&run_ok(&["summary", "resnet18", "--input", "64x96", "--json"]))).unwrap();
+    let layer4 = small["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "layer4.1.relu").unwrap();
+    assert_eq!(layer4["shape"], serde_json::json!([512, 2, 3]));
+}
+
+#[test]
+fn summary_errors_name_the_node_that_breaks() {
+    fails_with(&["summary", "lenet5", "--input", "16x16"], "conv3");
+    fails_with(&["summary", "lenet5", "--input", "64x64"], "fc1");
+    fails_with(&["summary", "lenet5", "--input", "big"], "cannot read input size");
+    fails_with(&["summary", "resnet-18"], "did you mean resnet18");
+    fails_with(&["summary", "alexnet2"], "unknown architecture");
+}
+
+#[test]
+fn classify_reports_top_k_and_says_when_weights_are_random() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = write_test_image(dir.path());
+    let image = image.to_str().unwrap();
+    let text = stdout(&run_ok(&["classify", "resnet18", image, "--top", "3"]));
+    assert!(text.contains("random weights"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.trim_start().ends_with('%') || l.contains("% ")).count(), 3, "{text}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&run_ok(&["classify", "resnet18", image, "--json"]))).unwrap();
+    let top = json[0]["top"].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    assert_eq!(json[0]["random_weights"], true);
+    let probs: Vec<f64> = top.iter().map(|p| p["probability"].as_f64().unwrap()).collect();
+    assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().sum::<f64>() <= 1.0 + 1e-6, "{probs:?}");
+    // LeNet reads the same file as a grey digit.
+    let digits: serde_json::Value =
+        serde_json::from_str(&stdout(&run_ok(&["classify", "lenet5", image, "--json", "--top", "10"]))).unwrap();
+    assert_eq!(digits[0]["top"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn classify_errors_are_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.png");
+    fails_with(&["classify", "resnet18", missing.to_str().unwrap()], "no such file");
+    let text = dir.path().join("notes.jpg");
+    std::fs::write(&text, "just some text").unwrap();
+    let output = convscope().args(["classify", "resnet18", text.to_str().unwrap()]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not an image"));
+    fails_with(&["classify", "resnet18", "x.png", "--device", "cuda:7"], "CUDA");
+    fails_with(&["classify", "resnet18", "x.png", "--device", "tpu"], "unknown device");
+    fails_with(&["classify", "resnet18", "x.png", "--weights", missing.to_str().unwrap()], "nope.png");
+}
+
+#[test]
+fn export_writes_every_node_and_gradient_norms() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = write_test_image(dir.path());
+    let out = dir.path().join("out.safetensors");
+    run_ok(&["export", "resnet20", "--image", image.to_str().unwrap(), "--out", out.to_str().unwrap(), "--grads"]);
+    let tensors = read(&out);
+    let graph = convscope::zoo::find("resnet20").unwrap().graph();
+    for node in &graph.nodes {
+        assert!(tensors.contains_key(&node.name), "{} missing", node.name);
+        assert!(tensors.contains_key(&format!("grad_norm.{}", node.name)), "grad of {} missing", node.name);
+    }
+    assert_eq!(tensors["logits"].size(), vec![1, 10]);
+    assert!(tensors.contains_key("param_grad_norm.layer3.2.conv2.weight"));
+
+    fails_with(
+        &[
+            "export",
+            "resnet20",
+            "--image",
+            image.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--no-skip",
+            "layer9",
+        ],
+        "layer9",
+    );
+    fails_with(
+        &["export", "lenet5", "--image", image.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-skip", "all"],
+        "no residual",
+    );
+    let usage = convscope().args(["export", "lenet5", "--out", out.to_str().unwrap()]).output().unwrap();
+    assert!(!usage.status.success());
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("--image <IMAGE>|--tensor <TENSOR>"));
+
+    // A tensor of the wrong channel count is refused with the reason.
+    let wrong = dir.path().join("wrong.safetensors");
+    tch::Tensor::write_safetensors(&[("input", tch::Tensor::zeros([1, 3, 32, 32], tch::kind::FLOAT_CPU))], &wrong)
+        .unwrap();
+    fails_with(
+        &["export", "lenet5", "--tensor", wrong.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        "1 input channels",
+    );
+    let small = dir.path().join("small.safetensors");
+    tch::Tensor::write_safetensors(&[("input", tch::Tensor::zeros([1, 1, 12, 12], tch::kind::FLOAT_CPU))], &small)
+        .unwrap();
+    fails_with(&["export", "lenet5", "--tensor", small.to_str().unwrap(), "--out", out.to_str().unwrap()], "too small");
+}
+
+#[test]
+fn gradients_change_when_the_skips_are_switched_off() {
+    let norms = |args: &[&str]| -> Vec<(String, f64)> {
+        let json: serde_json::Value = serde_json::from_str(&stdout(&run_ok(args))).unwrap();
+        json["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| (n["node"].as_str().unwrap().to_owned(), n["grad_norm"].as_f64().unwrap()))
+            .collect()
+    };
+    // A fixed target other than the prediction keeps the loss away from a saturated softmax.
+    let with_skips = norms(&["gradients", "resnet56", "--json", "--target", "0"]);
+    let without = norms(&["gradients", "resnet56", "--json", "--target", "0", "--no-skip", "all"]);
+    let graph = convscope::zoo::find("resnet56").unwrap().graph();
+    assert_eq!(with_skips.len(), graph.nodes.len(), "one row per node");
+    // Switched off, the two zero-padded shortcuts (subsample + pad each) are not run.
+    assert_eq!(without.len(), graph.nodes.len() - 4);
+    assert!(with_skips.iter().chain(&without).all(|r| r.1.is_finite()));
+    let at = |rows: &[(String, f64)], name: &str| rows.iter().find(|r| r.0 == name).unwrap().1;
+    let (on, off) = (at(&with_skips, "conv1"), at(&without, "conv1"));
+    assert!(on > 0.0 && off > 0.0 && (on / off - 1.0).abs() > 0.1, "conv1: {on:e} with skips, {off:e} without");
+    let text = stdout(&run_ok(&["gradients", "resnet20", "--no-skip", "layer2"]));
+    assert!(text.contains("switched off: 3"), "{text}");
+}

@@ -1,0 +1,121 @@
+//! Parity with the reference implementations: the same state-dict keys, the same parameter
+//! count, logits and every recorded intermediate output within rtol 1e-4 / atol 1e-4, and
+//! gradient norms within 1e-3 relative; with residuals on, and switched off.
+//!
+//! The reference side comes from tests/fixtures/make_fixtures.py; this side runs exactly
+//! what `convscope export --grads` runs.
+
+use std::collections::HashMap;
+
+use convscope::graph::Graph;
+use tch::Tensor;
+
+use super::{assert_close, fixture_dir, read, run_ok, scalar};
+
+const RTOL: f64 = 1e-4;
+const ATOL: f64 = 1e-4;
+const GRAD_RTOL: f64 = 1e-3;
+
+/// Our export key for a reference module: the node of that name, or the block's output.
+fn our_key(graph: &Graph, module: &str) -> Option<String> {
+    if graph.node_id(module).is_some() {
+        return Some(module.to_owned());
+    }
+    let block = graph.block_id(module)?;
+    graph.block_output(block).map(|id| graph.nodes[id].name.clone())
+}
+
+fn export(arch: &str, no_skip: bool) -> HashMap<String, Tensor> {
+    let dir = fixture_dir(arch);
+    let out = tempfile::Builder::new().suffix(".safetensors").tempfile().unwrap();
+    let weights = dir.join("weights.safetensors");
+    let input = dir.join("input.safetensors");
+    let mut args = vec![
+        "export",
+        arch,
+        "--tensor",
+        input.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--grads",
+    ];
+    if no_skip {
+        args.extend(["--no-skip", "all"]);
+    }
+    run_ok(&args);
+    read(out.path())
+}
+
+pub fn check_arch(arch: &str) {
+    let dir = fixture_dir(arch);
+    let spec = convscope::zoo::find(arch).unwrap();
+    let graph = spec.graph();
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+
+    // Same parameter count and the same state-dict keys.
+    assert_eq!(graph.parameter_count(), meta["params"].as_i64().unwrap(), "{arch}: parameter count");
+    let reference_keys: std::collections::BTreeSet<String> =
+        read(&dir.join("weights.safetensors")).into_keys().filter(|k| !k.ends_with("num_batches_tracked")).collect();
+    let our_keys: std::collections::BTreeSet<String> = graph.params.iter().map(|p| p.key.clone()).collect();
+    assert_eq!(our_keys, reference_keys, "{arch}: state-dict keys");
+
+    let reference = read(&dir.join("reference.safetensors"));
+    let variants: &[(bool, &str)] =
+        if meta["has_residuals"].as_bool().unwrap() { &[(false, ""), (true, "noskip.")] } else { &[(false, "")] };
+    for &(no_skip, prefix) in variants {
+        let ours = export(arch, no_skip);
+        let label = |what: &str| format!("{arch}{}: {what}", if no_skip { " without residuals" } else { "" });
+        assert_close(&label("logits"), &ours["logits"], &reference[&format!("{prefix}logits")], RTOL, ATOL);
+        assert_eq!(
+            Vec::<i64>::try_from(&ours["target"]).unwrap(),
+            Vec::<i64>::try_from(&reference[&format!("{prefix}target")]).unwrap(),
+            "{}",
+            label("predicted classes")
+        );
+
+        let mut compared = 0;
+        for module in meta["recorded"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()) {
+            let Some(key) = our_key(&graph, module) else {
+                panic!("{}: reference module {module} has no node or block here", label("outputs"));
+            };
+            let Some(theirs) = reference.get(&format!("{prefix}out.{module}")) else {
+                // A module the no-skip forward does not run (a downsample branch).
+                assert!(no_skip && module.contains("downsample"), "{}: {module} missing", label("reference"));
+                continue;
+            };
+            assert_close(&label(module), &ours[&key], theirs, RTOL, ATOL);
+            compared += 1;
+
+            let grad_key = format!("{prefix}grad_norm.{module}");
+            if let Some(theirs) = reference.get(&grad_key) {
+                let mine = ours.get(&format!("grad_norm.{key}")).unwrap_or_else(|| panic!("no gradient for {key}"));
+                let (a, b) = (scalar(mine), scalar(theirs));
+                assert!(
+                    (a - b).abs() <= GRAD_RTOL * b.abs() + 1e-9,
+                    "{}: {a:e} vs {b:e}",
+                    label(&format!("gradient norm at {module}"))
+                );
+            }
+        }
+        assert!(compared >= graph.params.len() / 3, "{}: only {compared} outputs compared", label("outputs"));
+
+        let (a, b) = (scalar(&ours["grad_norm.input"]), scalar(&reference[&format!("{prefix}grad_norm.input")]));
+        assert!((a - b).abs() <= GRAD_RTOL * b.abs() + 1e-12, "{}: {a:e} vs {b:e}", label("input gradient norm"));
+
+        let mut param_grads = 0;
+        for spec in graph.params.iter().filter(|p| p.trainable) {
+            let ours_norm = ours.get(&format!("param_grad_norm.{}", spec.key)).map(scalar).unwrap_or(0.0);
+            let theirs = reference.get(&format!("{prefix}param_grad_norm.{}", spec.key)).map(scalar).unwrap_or(0.0);
+            assert!(
+                (ours_norm - theirs).abs() <= GRAD_RTOL * theirs.abs() + 1e-9,
+                "{}: {ours_norm:e} vs {theirs:e}",
+                label(&format!("gradient norm of {}", spec.key))
+            );
+            param_grads += 1;
+        }
+        assert!(param_grads > 0);
+    }
+}

@@ -1,0 +1,135 @@
+//! The engine without the CLI: graph facts, executor modes, residual switches, weights checks.
+
+mod common;
+
+use std::sync::Arc;
+
+use convscope::executor::{Model, RunOptions};
+use convscope::zoo;
+use tch::{Device, Kind, Tensor};
+
+fn model(arch: &str) -> Model {
+    Model::random(zoo::find(arch).unwrap().graph(), Device::Cpu, 7).unwrap()
+}
+
+#[test]
+fn parameter_counts_and_macs_match_torchvision() {
+    let count = |arch: &str| zoo::find(arch).unwrap().graph().parameter_count();
+    assert_eq!(count("lenet5"), 61_706);
+    assert_eq!(count("resnet18"), 11_689_512);
+    assert_eq!(count("resnet34"), 21_797_672);
+    assert_eq!(count("resnet50"), 25_557_032);
+    assert_eq!(count("resnet101"), 44_549_160);
+    assert_eq!(count("resnet152"), 60_192_808);
+    // torchvision's tables: 1.81, 3.66, 4.09, 7.80, 11.51 GMACs at 224×224.
+    for (arch, gmacs) in
+        [("resnet18", 1.81), ("resnet34", 3.66), ("resnet50", 4.09), ("resnet101", 7.80), ("resnet152", 11.51)]
+    {
+        let macs = zoo::find(arch).unwrap().graph().infer_shapes(224, 224).unwrap().total_macs() as f64;
+        assert!((macs / (gmacs * 1e9) - 1.0).abs() < 0.02, "{arch}: {macs}");
+    }
+}
+
+#[test]
+fn every_architecture_infers_shapes_at_its_native_size() {
+    for spec in zoo::all() {
+        let graph = spec.graph();
+        let report = graph.infer_shapes(spec.input[1], spec.input[2]).unwrap();
+        let classes = report.nodes[graph.output].shape.clone();
+        assert_eq!(classes.len(), 1, "{}: logits are flat", spec.id);
+        assert_eq!(report.total_params(), graph.parameter_count(), "{}", spec.id);
+        assert!(
+            graph.nodes.iter().all(|n| n.block.is_some() || n.name == "input"),
+            "{}: every node sits in a block",
+            spec.id
+        );
+    }
+}
+
+#[test]
+fn residual_names_resolve_to_blocks_and_stages() {
+    let graph = zoo::find("resnet18").unwrap().graph();
+    let all = graph.resolve_residuals(&["all".into()]).unwrap();
+    assert_eq!(all.len(), 8);
+    assert_eq!(graph.resolve_residuals(&["layer2".into()]).unwrap().len(), 2);
+    assert_eq!(graph.resolve_residuals(&["layer2.1".into(), "layer2.1.add".into()]).unwrap().len(), 1);
+    let err = graph.resolve_residuals(&["layer7".into()]).unwrap_err();
+    assert!(err.contains("layer1.0"), "{err}");
+    assert!(zoo::find("plain20").unwrap().graph().resolve_residuals(&["all".into()]).is_err());
+}
+
+#[test]
+fn the_three_modes_agree_and_switches_change_the_result() {
+    let model = model("resnet20");
+    tch::manual_seed(3);
+    let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let plain = model.forward(&x, &RunOptions::default()).unwrap();
+    let capture = model.forward_capture(&x, &RunOptions::default()).unwrap();
+    let grads = model.gradients(&x, Some(4), &RunOptions::default()).unwrap();
+    assert!(plain.allclose(&capture.logits, 0.0, 0.0, false), "plain and capture are the same computation");
+    assert!(plain.allclose(&grads.logits, 1e-6, 1e-6, false));
+    assert_eq!(grads.targets, vec![4, 4]);
+    assert!(capture.outputs.iter().all(Option::is_some));
+    assert!(grads.param_grad_norms.iter().zip(&model.graph().params).all(|(g, p)| g.is_some() == p.trainable));
+
+    let off =
+        RunOptions { disabled_residuals: model.graph().resolve_residuals(&["all".into()]).unwrap(), train: false };
+    let without = model.forward(&x, &off).unwrap();
+    assert!(!plain.allclose(&without, 1e-3, 1e-3, false), "switching the shortcuts off must change the logits");
+    // A disabled merge outputs its residual branch alone.
+    let cap = model.forward_capture(&x, &off).unwrap();
+    let graph = model.graph();
+    let add = graph.node_id("layer1.0.add").unwrap();
+    let bn2 = graph.node_id("layer1.0.bn2").unwrap();
+    assert!(cap.outputs[add].as_ref().unwrap().equal(cap.outputs[bn2].as_ref().unwrap()));
+    assert!(model.gradients(&x, Some(10), &RunOptions::default()).is_err(), "class 10 of 10 is out of range");
+}
+
+#[test]
+fn wrong_weights_are_refused_and_the_model_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut model = model("lenet5");
+    let before = model.params()[0].copy();
+    let graph = Arc::clone(model.graph());
+    let good: Vec<(String, Tensor)> = graph
+        .params
+        .iter()
+        .map(|p| (p.key.clone(), Tensor::ones(p.shape.as_slice(), (Kind::Float, Device::Cpu))))
+        .collect();
+
+    let write = |name: &str, tensors: &[(String, Tensor)]| {
+        let path = dir.path().join(name);
+        Tensor::write_safetensors(tensors, &path).unwrap();
+        path
+    };
+    let missing = write("missing.safetensors", &good[1..]);
+    let mut shaped: Vec<(String, Tensor)> = good.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect();
+    shaped[0].1 = Tensor::ones([6, 1, 3, 3], (Kind::Float, Device::Cpu));
+    let shaped = write("shape.safetensors", &shaped);
+    let mut typed: Vec<(String, Tensor)> = good.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect();
+    typed[0].1 = Tensor::ones([6, 1, 5, 5], (Kind::Int64, Device::Cpu));
+    let typed = write("dtype.safetensors", &typed);
+    let mut extra: Vec<(String, Tensor)> = good.iter().map(|(k, t)| (k.clone(), t.shallow_clone())).collect();
+    extra.push(("classifier.weight".into(), Tensor::ones([2], (Kind::Float, Device::Cpu))));
+    extra.push(("bn.num_batches_tracked".into(), Tensor::from(3i64)));
+    let extra = write("extra.safetensors", &extra);
+    let truncated = dir.path().join("truncated.safetensors");
+    let bytes = std::fs::read(write("whole.safetensors", &good)).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+
+    for (path, expected) in [
+        (&missing, "1 missing (conv1.weight)"),
+        (&shaped, "conv1.weight: shape [6, 1, 3, 3]"),
+        (&typed, "dtype Int64"),
+        (&extra, "1 unexpected (classifier.weight)"),
+        (&truncated, "not a valid safetensors file"),
+    ] {
+        let err = convscope::weights::load_into(&mut model, path).unwrap_err().to_string();
+        assert!(err.contains(expected), "{}: {err}", path.display());
+        assert!(model.params()[0].equal(&before), "a refused file must leave the model as it was");
+    }
+    let whole = dir.path().join("whole.safetensors");
+    convscope::weights::load_into(&mut model, &whole).unwrap();
+    assert!(model.params()[0].equal(&Tensor::ones([6, 1, 5, 5], (Kind::Float, Device::Cpu))));
+    assert!(model.params()[0].requires_grad(), "loaded weights stay trainable leaves");
+}
