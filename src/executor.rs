@@ -308,6 +308,18 @@ impl Model {
                     Ok(x[0].shallow_clone())
                 }
             }
+            Op::StochasticDepth { p } => {
+                if train && *p > 0.0 {
+                    // torchvision.ops.stochastic_depth, mode "row": one coin per sample.
+                    let survival = 1.0 - p;
+                    let n = x[0].size()[0];
+                    let mask =
+                        Tensor::f_empty([n, 1, 1, 1], (x[0].kind(), x[0].device()))?.f_bernoulli_float_(survival)?;
+                    x[0].f_mul(&mask.f_div_scalar(survival)?)
+                } else {
+                    Ok(x[0].shallow_clone())
+                }
+            }
             Op::Flatten => x[0].f_flatten(1, -1),
             Op::Add if residual_off => Ok(x[0].shallow_clone()),
             Op::Add => x[0].f_add(x[1]),

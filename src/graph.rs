@@ -163,6 +163,11 @@ pub enum Op {
     Dropout {
         p: f64,
     },
+    /// Drops a whole sample's residual branch with probability `p` in training (EfficientNet's
+    /// stochastic depth); identity in eval.
+    StochasticDepth {
+        p: f64,
+    },
     Flatten,
     /// `inputs[0] + inputs[1]` where `inputs[1]` is the residual shortcut.
     /// Switched off, the node outputs `inputs[0]` alone.
@@ -223,6 +228,7 @@ impl Op {
             Op::AvgPool2d(_) => "AvgPool2d",
             Op::AdaptiveAvgPool2d { .. } => "AdaptiveAvgPool2d",
             Op::Dropout { .. } => "Dropout",
+            Op::StochasticDepth { .. } => "StochasticDepth",
             Op::Flatten => "Flatten",
             Op::Add => "Add",
             Op::ScaledAdd { .. } => "ScaledAdd",

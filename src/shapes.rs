@@ -144,11 +144,12 @@ impl Graph {
                     }
                     (vec![*out_features], in_features * out_features, if *bias { *out_features } else { 0 })
                 }
-                Op::Activation(_) | Op::Dropout { .. } => {
+                Op::Activation(_) => {
                     let shape = input_shape(0).to_vec();
                     let n = numel(&shape);
-                    (shape, 0, if matches!(node.op, Op::Dropout { .. }) { 0 } else { n })
+                    (shape, 0, n)
                 }
+                Op::Dropout { .. } | Op::StochasticDepth { .. } => (input_shape(0).to_vec(), 0, 0),
                 Op::MaxPool2d(pool) => {
                     let out = pooled(input_shape(0), pool, name, "MaxPool2d")?;
                     let n = numel(&out) * pool.kernel[0] * pool.kernel[1];
