@@ -138,6 +138,12 @@ impl Model {
         take_output(&mut values, self.graph.output)
     }
 
+    /// Forward recording the autograd graph, for a training step.
+    pub fn forward_with_grad(&self, input: &Tensor, opts: &RunOptions) -> Result<Tensor> {
+        let mut values = self.execute(input, opts, false)?;
+        take_output(&mut values, self.graph.output)
+    }
+
     /// Forward keeping every node's output.
     pub fn forward_capture(&self, input: &Tensor, opts: &RunOptions) -> Result<Capture> {
         let _guard = tch::no_grad_guard();
@@ -441,6 +447,7 @@ fn init_param(graph: &Graph, spec: &ParamSpec) -> Result<Tensor> {
         }
         _ => return Err(Error::Input(format!("{} has no parameters to initialise", node.name))),
     };
+    let scheme = graph.init_overrides.iter().find(|(id, _)| *id == spec.node).map_or(scheme, |(_, init)| *init);
     let (fan_in, fan_out) = fan(&weight_shape);
     let is_weight = suffix == "weight";
     match (scheme, is_weight) {
@@ -451,8 +458,15 @@ fn init_param(graph: &Graph, spec: &ParamSpec) -> Result<Tensor> {
         (WeightInit::KaimingNormalFanOut, true) => {
             let _ = t.f_normal_(0.0, (2.0 / fan_out.max(1) as f64).sqrt()).context(context)?;
         }
+        (WeightInit::KaimingNormalFanIn, true) => {
+            let _ = t.f_normal_(0.0, (2.0 / fan_in.max(1) as f64).sqrt()).context(context)?;
+        }
         (WeightInit::Normal(std), true) => {
             let _ = t.f_normal_(0.0, std).context(context)?;
+        }
+        (WeightInit::KaimingUniformFanIn, true) => {
+            let bound = (6.0 / fan_in.max(1) as f64).sqrt();
+            let _ = t.f_uniform_(-bound, bound).context(context)?;
         }
         (_, false) => {
             let _ = t.f_zero_().context(context)?;

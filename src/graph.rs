@@ -326,8 +326,13 @@ pub enum WeightInit {
     PytorchDefault,
     /// Kaiming-normal over fan-out for ReLU, bias zero (torchvision's ResNet, VGG convs).
     KaimingNormalFanOut,
+    /// Kaiming-normal over fan-in for ReLU, bias zero (torchvision's DenseNet).
+    KaimingNormalFanIn,
     /// Normal(0, std), bias zero (torchvision's VGG and MobileNet classifiers).
     Normal(f64),
+    /// `torch.nn.init.kaiming_uniform_` with its defaults (fan-in, gain √2): uniform in
+    /// ±√(6 / fan_in), bias zero (torchvision's SqueezeNet).
+    KaimingUniformFanIn,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
@@ -356,6 +361,8 @@ pub struct Graph {
     pub aux_outputs: Vec<NodeId>,
     pub params: Vec<ParamSpec>,
     pub init: InitScheme,
+    /// Layers the reference initialises apart from the rest of their kind (SqueezeNet's last conv).
+    pub init_overrides: Vec<(NodeId, WeightInit)>,
     index: HashMap<String, NodeId>,
 }
 
@@ -459,6 +466,7 @@ pub struct GraphBuilder {
     aux_outputs: Vec<NodeId>,
     in_aux: bool,
     init: InitScheme,
+    init_overrides: Vec<(NodeId, WeightInit)>,
 }
 
 impl GraphBuilder {
@@ -473,6 +481,7 @@ impl GraphBuilder {
             aux_outputs: Vec::new(),
             in_aux: false,
             init: InitScheme::default(),
+            init_overrides: Vec::new(),
         };
         let input = builder.push("input", Op::Input { channels }, Vec::new());
         (builder, input)
@@ -532,6 +541,11 @@ impl GraphBuilder {
         self.init = init;
     }
 
+    /// Initialises one layer's weight differently from the scheme for its kind.
+    pub fn set_node_init(&mut self, node: NodeId, init: WeightInit) {
+        self.init_overrides.push((node, init));
+    }
+
     pub fn begin_block(&mut self, name: impl Into<String>, kind: BlockKind) -> BlockId {
         let id = self.blocks.len();
         self.blocks.push(Block { name: name.into(), kind, parent: self.open_blocks.last().copied() });
@@ -577,6 +591,7 @@ impl GraphBuilder {
             aux_outputs: self.aux_outputs,
             params,
             init: self.init,
+            init_overrides: self.init_overrides,
             index: self.index,
         }
     }
