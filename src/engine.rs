@@ -56,8 +56,9 @@ pub enum WeightsChoice {
     },
 }
 
-/// Builds an architecture's model on a device with the chosen weights.
-pub fn load_model(spec: &ArchSpec, weights: &WeightsChoice, device: Device) -> Result<Model> {
+/// Builds an architecture's model on a device with the chosen weights. The strings are
+/// warnings for the user (tensors holding NaN or infinity).
+pub fn load_model(spec: &ArchSpec, weights: &WeightsChoice, device: Device) -> Result<(Model, Vec<String>)> {
     let graph = spec.graph();
     let (file, seed) = match weights {
         WeightsChoice::File(path) => (Some(path.clone()), DEFAULT_SEED),
@@ -65,10 +66,19 @@ pub fn load_model(spec: &ArchSpec, weights: &WeightsChoice, device: Device) -> R
         WeightsChoice::Random { seed } => (None, *seed),
     };
     let mut model = Model::random(Arc::clone(&graph), device, seed)?;
+    let mut warnings = Vec::new();
     if let Some(path) = file {
-        crate::weights::load_into(&mut model, &path)?;
+        let report = crate::weights::load_into(&mut model, &path)?;
+        if !report.non_finite.is_empty() {
+            warnings.push(format!(
+                "{} holds NaN or infinite values in {} tensors: {}",
+                path.display(),
+                report.non_finite.len(),
+                report.non_finite.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
     }
-    Ok(model)
+    Ok((model, warnings))
 }
 
 /// An image file as the architecture's input tensor (`1×C×H×W`).

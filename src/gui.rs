@@ -52,7 +52,8 @@ impl App {
 }
 
 fn load_and_classify(spec: &ArchSpec, image: Option<&std::path::Path>) -> crate::error::Result<Loaded> {
-    let model = engine::load_model(spec, &WeightsChoice::Installed { seed: engine::DEFAULT_SEED }, tch::Device::Cpu)?;
+    let (model, _warnings) =
+        engine::load_model(spec, &WeightsChoice::Installed { seed: engine::DEFAULT_SEED }, tch::Device::Cpu)?;
     let prediction = image.map(|path| {
         engine::image_input(spec, path)
             .and_then(|x| model.forward(&x, &RunOptions::default()))

@@ -3,6 +3,7 @@
 //! - `graph`: architectures as graphs of named nodes; `shapes`: static shape inference.
 //! - `executor`: runs a graph (plain, capturing, with gradients); `weights`: safetensors I/O.
 //! - `zoo`: one file per family; `preprocess`: image decoding and transforms.
+//! - `manifest`, `store`: the installed weights folder; `train`: LeNet-5 on MNIST digits.
 //! - `engine`: what the CLI, the GUI and the tests share; `cli`, `gui`: the faces.
 
 pub mod cli;
@@ -11,8 +12,11 @@ pub mod error;
 pub mod executor;
 pub mod graph;
 pub mod gui;
+pub mod manifest;
 pub mod preprocess;
 pub mod shapes;
+pub mod store;
+pub mod train;
 pub mod weights;
 pub mod zoo;
 

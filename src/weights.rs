@@ -97,25 +97,72 @@ pub fn check_tensors(graph: &Graph, tensors: &[(String, Tensor)]) -> Mismatch {
     mismatch
 }
 
+/// Strips a prefix every key carries (`module.` from DataParallel, `model.` from training
+/// wrappers), so state dicts saved that way load unchanged.
+pub fn strip_common_prefix(tensors: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    for prefix in ["module.", "model.", "state_dict."] {
+        if !tensors.is_empty() && tensors.iter().all(|(k, _)| k.starts_with(prefix)) {
+            return tensors.into_iter().map(|(k, t)| (k[prefix.len()..].to_owned(), t)).collect();
+        }
+    }
+    tensors
+}
+
+/// The architecture whose state dict these tensors most resemble (same keys and shapes),
+/// when the resemblance is strong enough to be worth saying.
+pub fn likely_arch(tensors: &[(String, Tensor)]) -> Option<&'static str> {
+    let ours: HashMap<&str, Vec<i64>> = tensors.iter().map(|(k, t)| (k.as_str(), t.size())).collect();
+    let counted = ours.keys().filter(|k| !is_ignored_key(k)).count();
+    crate::zoo::all()
+        .into_iter()
+        .map(|spec| {
+            let graph = spec.graph();
+            let matching = graph.params.iter().filter(|p| ours.get(p.key.as_str()) == Some(&p.shape)).count();
+            let union = graph.params.len() + counted - matching;
+            (spec.id, matching as f64 / union.max(1) as f64)
+        })
+        .filter(|(_, score)| *score > 0.8)
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(id, _)| id)
+}
+
+/// Names of tensors holding NaN or infinite values: loaded, but worth a warning.
+pub fn non_finite(tensors: &[(String, Tensor)]) -> Vec<String> {
+    tensors
+        .iter()
+        .filter(|(_, t)| is_float(t.kind()))
+        .filter(|(_, t)| t.f_isfinite().and_then(|f| f.f_all()).map(|all| all.int64_value(&[]) == 0).unwrap_or(false))
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// What loading found that the user should know.
+#[derive(Debug, Default)]
+pub struct LoadReport {
+    pub non_finite: Vec<String>,
+}
+
 /// Loads a weights file into the model, all or nothing.
-pub fn load_into(model: &mut Model, path: &Path) -> Result<()> {
-    let tensors = read_tensors(path)?;
+pub fn load_into(model: &mut Model, path: &Path) -> Result<LoadReport> {
+    let tensors = strip_common_prefix(read_tensors(path)?);
     let graph = model.graph().clone();
     let mismatch = check_tensors(&graph, &tensors);
     if !mismatch.is_empty() {
-        return Err(Error::WeightsMismatch {
-            path: path.to_owned(),
-            arch: graph.arch.clone(),
-            details: mismatch.to_string(),
-        });
+        let mut details = mismatch.to_string();
+        if let Some(other) = likely_arch(&tensors).filter(|other| *other != graph.arch) {
+            details = format!("this looks like a {other} file ({details})");
+        }
+        return Err(Error::WeightsMismatch { path: path.to_owned(), arch: graph.arch.clone(), details });
     }
+    let report = LoadReport { non_finite: non_finite(&tensors) };
     let mut by_key: HashMap<String, Tensor> = tensors.into_iter().collect();
     let ordered = graph
         .params
         .iter()
         .map(|spec| by_key.remove(&spec.key).ok_or_else(|| Error::file(path, format!("{} vanished", spec.key))))
         .collect::<Result<Vec<_>>>()?;
-    model.replace_params(ordered, WeightsOrigin::File(path.to_owned()))
+    model.replace_params(ordered, WeightsOrigin::File(path.to_owned()))?;
+    Ok(report)
 }
 
 /// Writes the model's tensors under their state-dict keys.

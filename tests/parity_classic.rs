@@ -30,6 +30,21 @@ fn vgg19_bn_matches_torchvision() {
 }
 
 #[test]
+fn vgg11_matches_torchvision() {
+    check_arch("vgg11");
+}
+
+#[test]
+fn vgg19_matches_torchvision() {
+    check_arch("vgg19");
+}
+
+#[test]
+fn vgg16_bn_matches_torchvision() {
+    check_arch("vgg16_bn");
+}
+
+#[test]
 fn squeezenet1_0_matches_torchvision() {
     check_arch("squeezenet1_0");
 }
