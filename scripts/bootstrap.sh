@@ -43,7 +43,7 @@ if [ ! -f "$stamp" ] && { [ "$own_libtorch" = 0 ] || [ "$want_tests" = 1 ]; }; t
 fi
 
 if [ "$own_libtorch" = 0 ]; then
-  torch_dir=$(.venv/bin/python -c 'import os, torch; print(os.path.dirname(torch.__file__))') ||
+  torch_dir=$(.venv/bin/python -c 'import os, torch; print(os.path.relpath(os.path.dirname(torch.__file__)))') ||
     die "the venv's torch does not import; delete .venv and run this again"
   version=$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+")[0])')
   [ "$version" = "2.13.0" ] || die "the venv has torch $version; convscope's tch needs exactly 2.13.0. Delete .venv and run this again."
