@@ -224,7 +224,7 @@ pub fn grouped(n: i64) -> String {
     let digits = n.abs().to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -265,7 +265,13 @@ fn list(json: bool) -> Result<()> {
         return Ok(());
     }
     writeln!(out, "{:<6} {:<20} {:<24} {:>14} {:>10} {:>11}", "year", "id", "name", "params", "MACs", "input")?;
+    let mut year = 0;
     for r in rows {
+        // Grouped along the timeline: a rule before each new year.
+        if r.year != year {
+            year = r.year;
+            writeln!(out, "── {year} {}", "─".repeat(84))?;
+        }
         writeln!(
             out,
             "{:<6} {:<20} {:<24} {:>14} {:>10} {:>11}",
@@ -335,6 +341,9 @@ fn summary(arch: &str, input: Option<&str>, json: bool) -> Result<()> {
     let trainable = report.total_params();
     writeln!(out, "total parameters: {}", grouped(trainable))?;
     writeln!(out, "total MACs: {} ({})", grouped(report.total_macs()), human(report.total_macs()))?;
+    if report.aux_macs() > 0 {
+        writeln!(out, "auxiliary classifiers (training only): {} MACs more", grouped(report.aux_macs()))?;
+    }
     writeln!(out, "parameter size: {:.2} MB (float32)", trainable as f64 * 4.0 / 1e6)?;
     Ok(())
 }

@@ -18,6 +18,8 @@ pub struct NodeInfo {
     pub macs: i64,
     /// Other arithmetic (normalisation, activations, additions, pooling), one per operation.
     pub elementwise: i64,
+    /// In an auxiliary classifier: runs in training only, so left out of the totals.
+    pub aux: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -30,8 +32,13 @@ impl ShapeReport {
     pub fn total_params(&self) -> i64 {
         self.nodes.iter().map(|n| n.params).sum()
     }
+    /// MACs of an inference pass (auxiliary classifiers excluded, as the references count).
     pub fn total_macs(&self) -> i64 {
-        self.nodes.iter().map(|n| n.macs).sum()
+        self.nodes.iter().filter(|n| !n.aux).map(|n| n.macs).sum()
+    }
+    /// MACs the auxiliary classifiers add in training.
+    pub fn aux_macs(&self) -> i64 {
+        self.nodes.iter().filter(|n| n.aux).map(|n| n.macs).sum()
     }
 }
 
@@ -243,7 +250,7 @@ impl Graph {
                 }
             };
             let params = node.op.param_shapes().iter().filter(|p| p.2).map(|p| p.1.iter().product::<i64>()).sum();
-            nodes.push(NodeInfo { shape, params, macs, elementwise });
+            nodes.push(NodeInfo { shape, params, macs, elementwise, aux: node.aux });
         }
         if nodes[self.input].shape[0] != channels {
             return Err(Error::Input(format!("{} takes {channels}-channel input", self.arch)));

@@ -168,7 +168,7 @@ impl Adam {
 
 /// Trains in place, printing a progress bar to `progress`.
 pub fn train(model: &Model, digits: &Digits, config: &TrainConfig, progress: &mut dyn Write) -> Result<TrainReport> {
-    if config.epochs == 0 || config.batch == 0 || !(config.lr > 0.0) {
+    if config.epochs == 0 || config.batch == 0 || config.lr.is_nan() || config.lr <= 0.0 {
         return Err(Error::Input("epochs, batch and lr must be positive".into()));
     }
     if model.device() != Device::Cpu {
