@@ -133,6 +133,9 @@ fn describe_image_error(e: image::ImageError) -> String {
         ),
         image::ImageError::Unsupported(u) => format!("unsupported image: {u}"),
         image::ImageError::Decoding(d) => format!("corrupt or truncated image: {d}"),
+        image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "truncated image: the file ends before the picture does".into()
+        }
         other => other.to_string(),
     }
 }

@@ -1,0 +1,88 @@
+//! Images as users have them: EXIF-rotated photos, grey, grey+alpha, 16-bit and palette
+//! PNGs all become the tensor the network expects.
+
+mod common;
+
+use common::*;
+use convscope::preprocess::{Preprocess, decode_image, load_image};
+
+fn python(script: &str) {
+    let output =
+        std::process::Command::new(manifest_dir().join(".venv/bin/python")).args(["-c", script]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn exif_orientation_is_respected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rotated.jpg");
+    // 60 wide, 20 tall, marked "rotate 90° clockwise to display" (orientation 6).
+    python(&format!(
+        "from PIL import Image\nimg = Image.new('RGB', (60, 20), (200, 30, 30))\nexif = Image.Exif()\nexif[0x0112] = 6\nimg.save('{}', exif=exif)\n",
+        path.display()
+    ));
+    let image = load_image(&path).unwrap();
+    assert_eq!((image.width(), image.height()), (20, 60), "shown upright, as a viewer shows it");
+}
+
+#[test]
+fn every_pixel_format_becomes_the_expected_tensor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    let grey = image::GrayImage::from_fn(50, 40, |x, _| image::Luma([(x * 5) as u8]));
+    paths.push(dir.path().join("grey.png"));
+    grey.save(paths.last().unwrap()).unwrap();
+    let grey_alpha = image::GrayAlphaImage::from_fn(50, 40, |x, y| image::LumaA([(x * 5) as u8, (y * 6) as u8]));
+    paths.push(dir.path().join("grey_alpha.png"));
+    grey_alpha.save(paths.last().unwrap()).unwrap();
+    let deep = image::ImageBuffer::<image::Rgb<u16>, Vec<u16>>::from_fn(50, 40, |x, y| {
+        image::Rgb([x as u16 * 1000, y as u16 * 1500, 40000])
+    });
+    paths.push(dir.path().join("deep16.png"));
+    image::DynamicImage::ImageRgb16(deep).save(paths.last().unwrap()).unwrap();
+    let rgba = image::RgbaImage::from_fn(50, 40, |x, y| image::Rgba([x as u8, y as u8, 9, 128]));
+    paths.push(dir.path().join("rgba.png"));
+    rgba.save(paths.last().unwrap()).unwrap();
+    let palette = dir.path().join("palette.png");
+    python(&format!(
+        "from PIL import Image\nImage.new('RGB', (50, 40), (10, 200, 30)).convert('P', palette=Image.ADAPTIVE).save('{}')\n",
+        palette.display()
+    ));
+    paths.push(palette);
+
+    for path in &paths {
+        let image = load_image(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let imagenet = Preprocess::imagenet(256, 224).apply(&image).unwrap();
+        assert_eq!(imagenet.size(), vec![1, 3, 224, 224], "{}", path.display());
+        let digit = Preprocess::Digit { size: 32 }.apply(&image).unwrap();
+        assert_eq!(digit.size(), vec![1, 1, 32, 32], "{}", path.display());
+        assert!(imagenet.isfinite().all().int64_value(&[]) == 1);
+    }
+    // 16-bit values map to the same range as 8-bit ones.
+    let deep = Preprocess::imagenet(50, 40).apply(&load_image(&paths[2]).unwrap()).unwrap();
+    let max = deep.max().double_value(&[]);
+    assert!(max < (1.0 - 0.406) / 0.225 + 1e-3, "{max}");
+}
+
+#[test]
+fn hostile_files_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(load_image(&empty).unwrap_err().to_string().contains("empty"));
+    assert!(load_image(dir.path()).unwrap_err().to_string().contains("directory"));
+    let mut png = Vec::new();
+    image::RgbImage::new(64, 64).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+    let truncated = decode_image(&png[..png.len() / 2]).unwrap_err();
+    assert!(truncated.contains("corrupt") || truncated.contains("truncated"), "{truncated}");
+    // A header claiming 20000×20000 pixels is refused before any pixel is decoded.
+    let mut huge = png.clone();
+    huge[16..20].copy_from_slice(&20_000u32.to_be_bytes());
+    huge[20..24].copy_from_slice(&20_000u32.to_be_bytes());
+    // A valid checksum, so only the size is wrong with it.
+    let mut crc = flate2::Crc::new();
+    crc.update(&huge[12..29]);
+    huge[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+    let refused = decode_image(&huge).unwrap_err();
+    assert!(refused.contains("too large"), "{refused}");
+}
