@@ -22,7 +22,12 @@ fn is_float(kind: Kind) -> bool {
     matches!(kind, Kind::Float | Kind::Double | Kind::Half | Kind::BFloat16)
 }
 
-/// Reads every tensor of a safetensors file.
+/// Headers larger than this are not safetensors files anyone wrote.
+const MAX_HEADER_BYTES: u64 = 100 * 1024 * 1024;
+
+/// Reads every tensor of a safetensors file, after checking its header against the file's
+/// size, so a truncated file, a header that lies about its offsets or a huge file of zeros is
+/// refused before its data is read.
 pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let meta = std::fs::metadata(path).map_err(|e| Error::file(path, e))?;
     if meta.is_dir() {
@@ -31,8 +36,47 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if meta.len() == 0 {
         return Err(Error::file(path, "the file is empty"));
     }
+    check_safetensors_header(path, meta.len())?;
     Tensor::read_safetensors(path)
         .map_err(|e| Error::file(path, format!("not a valid safetensors file ({})", Error::torch("reading", e))))
+}
+
+#[derive(serde::Deserialize)]
+struct HeaderEntry {
+    data_offsets: (u64, u64),
+}
+
+fn check_safetensors_header(path: &Path, file_len: u64) -> Result<()> {
+    use std::io::Read;
+    let invalid = |reason: String| Error::file(path, format!("not a valid safetensors file: {reason}"));
+    let mut file = std::fs::File::open(path).map_err(|e| Error::file(path, e))?;
+    let mut size_bytes = [0u8; 8];
+    file.read_exact(&mut size_bytes).map_err(|_| invalid("shorter than a header".into()))?;
+    let header_len = u64::from_le_bytes(size_bytes);
+    if header_len == 0 || header_len > MAX_HEADER_BYTES || 8 + header_len > file_len {
+        return Err(invalid(format!("its header claims {header_len} bytes in a {file_len}-byte file")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    file.read_exact(&mut header).map_err(|e| invalid(e.to_string()))?;
+    let entries: std::collections::HashMap<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| invalid(format!("unreadable header ({e})")))?;
+    let data_len = file_len - 8 - header_len;
+    let mut end = 0;
+    for (name, value) in entries.iter().filter(|(name, _)| name.as_str() != "__metadata__") {
+        let entry: HeaderEntry =
+            serde_json::from_value(value.clone()).map_err(|e| invalid(format!("entry {name}: {e}")))?;
+        let (start, stop) = entry.data_offsets;
+        if start > stop || stop > data_len {
+            return Err(invalid(format!(
+                "{name} claims bytes {start}..{stop} of a {data_len}-byte data section (truncated, or the header lies)"
+            )));
+        }
+        end = end.max(stop);
+    }
+    if end != data_len {
+        return Err(invalid(format!("its tensors cover {end} of {data_len} data bytes")));
+    }
+    Ok(())
 }
 
 /// What is wrong with a set of tensors for a graph, as a list a user can act on.
