@@ -7,6 +7,7 @@
 //! - `engine`: what the CLI, the GUI and the tests share; `cli`, `gui`: the faces.
 
 pub mod cli;
+pub mod crash;
 pub mod engine;
 pub mod error;
 pub mod executor;

@@ -3,6 +3,7 @@ use clap::Parser;
 use convscope::cli::{Cli, Command, run};
 
 fn main() -> std::process::ExitCode {
+    convscope::crash::install_panic_hook();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Gui { arch: None, image: None });
     match run(command) {
