@@ -13,7 +13,8 @@ use crate::error::{Error, Result, TorchContext};
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// Larger images are refused from their header, before any pixel is decoded.
 pub const MAX_DIMENSION: u32 = 16_384;
-const MAX_DECODE_BYTES: u64 = 1024 * 1024 * 1024;
+/// Decoded pixels may not take more than this (a decompression bomb stops here).
+const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];

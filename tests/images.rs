@@ -86,3 +86,43 @@ fn hostile_files_are_refused_with_a_reason() {
     let refused = decode_image(&huge).unwrap_err();
     assert!(refused.contains("too large"), "{refused}");
 }
+
+#[test]
+fn the_formats_people_drop_decode_or_say_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    // Made by PIL, the way such files usually come into being.
+    python(&format!(
+        "from PIL import Image\n\
+         a = Image.new('RGB', (30, 20), (255, 0, 0)); b = Image.new('RGB', (30, 20), (0, 0, 255))\n\
+         a.save('{d}/anim.gif', save_all=True, append_images=[b], duration=100, loop=0)\n\
+         a.save('{d}/img.bmp'); a.save('{d}/img.webp'); a.save('{d}/img.tiff')\n\
+         Image.new('CMYK', (30, 20), (0, 255, 255, 0)).save('{d}/cmyk.jpg')\n\
+         Image.new('RGB', (1, 1), (9, 9, 9)).save('{d}/one.png'); Image.new('RGB', (3, 1), (9, 9, 9)).save('{d}/three.png')\n"
+    ));
+    for name in ["anim.gif", "img.bmp", "img.webp", "img.tiff", "cmyk.jpg"] {
+        let image = load_image(&dir.path().join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((image.width(), image.height()), (30, 20), "{name}");
+        let rgb = image.to_rgb8();
+        let p = rgb.get_pixel(15, 10);
+        // The GIF shows its first (red) frame; the CMYK file is red too (C 0, M and Y full, K 0).
+        assert!(p[0] > 200 && p[2] < 60, "{name}: {p:?}");
+    }
+    for name in ["one.png", "three.png"] {
+        let image = load_image(&dir.path().join(name)).unwrap();
+        assert_eq!(Preprocess::imagenet(256, 224).apply(&image).unwrap().size(), vec![1, 3, 224, 224], "{name}");
+    }
+}
+
+#[test]
+fn non_utf8_paths_work() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9-\xff.png"));
+    image::RgbImage::from_pixel(40, 30, image::Rgb([1, 2, 3])).save(&path).unwrap();
+    let output = convscope().arg("classify").arg("resnet20").arg(&path).arg("--json").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let missing = dir.path().join(std::ffi::OsStr::from_bytes(b"gone-\xff.png"));
+    let output = convscope().arg("classify").arg("resnet20").arg(&missing).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no such file"));
+}
