@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::parity::check_arch;
+use common::parity::{assert_reference_figures, check_arch};
 use convscope::executor::Model;
 use convscope::zoo;
 use tch::Device;
@@ -84,13 +84,8 @@ fn parameter_counts_and_macs_match_the_references() {
         ("shufflenet_v2_x0_5", 1_366_792, 0.04),
         ("shufflenet_v2_x1_0", 2_278_604, 0.145),
     ];
-    for (arch, params, gmacs) in figures {
-        let spec = zoo::find(arch).unwrap();
-        let graph = spec.graph();
-        assert_eq!(graph.parameter_count(), params, "{arch}: parameters");
-        let macs = graph.infer_shapes(spec.input[1], spec.input[2]).unwrap().total_macs() as f64;
-        assert!((macs / (gmacs * 1e9) - 1.0).abs() < 0.02, "{arch}: {macs} MACs vs {gmacs} G");
-    }
+    let figures = figures.map(|(arch, params, gmacs)| (arch, params, gmacs * 1e9));
+    assert_reference_figures(&figures);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::parity::check_arch;
+use common::parity::{assert_reference_figures, check_arch};
 use convscope::graph::{EdgeKind, Op};
 use convscope::zoo::mobilenet::V1Config;
 
@@ -103,14 +103,7 @@ const FIGURES: &[(&str, i64, f64)] = &[
 
 #[test]
 fn parameters_and_macs_match_the_published_figures() {
-    for &(id, params, macs) in FIGURES {
-        let spec = convscope::zoo::find(id).unwrap();
-        let graph = spec.graph();
-        assert_eq!(graph.parameter_count(), params, "{id}: parameters");
-        let [_, h, w] = spec.input;
-        let ours = graph.infer_shapes(h, w).unwrap().total_macs() as f64;
-        assert!((ours / macs - 1.0).abs() <= 0.02, "{id}: {ours:e} MACs at {h}×{w}, the reference says {macs:e}");
-    }
+    assert_reference_figures(FIGURES);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::parity::check_arch;
+use common::parity::{assert_reference_figures, check_arch};
 use convscope::graph::Op;
 use convscope::zoo;
 
@@ -73,13 +73,8 @@ fn parameter_counts_and_macs_match_the_references() {
         ("efficientnet_b7", 66_347_960, 37.746),
         ("efficientnet_lite0", 4_652_008, 0.385_187_552),
     ];
-    for (arch, params, gmacs) in figures {
-        let spec = zoo::find(arch).unwrap();
-        let graph = spec.graph();
-        assert_eq!(graph.parameter_count(), params, "{arch}: parameters");
-        let macs = graph.infer_shapes(spec.input[1], spec.input[2]).unwrap().total_macs() as f64;
-        assert!((macs / (gmacs * 1e9) - 1.0).abs() < 0.02, "{arch}: {macs} MACs vs {gmacs} G");
-    }
+    let figures = figures.map(|(arch, params, gmacs)| (arch, params, gmacs * 1e9));
+    assert_reference_figures(&figures);
 }
 
 #[test]

@@ -119,3 +119,16 @@ pub fn check_arch(arch: &str) {
         assert!(param_grads > 0);
     }
 }
+
+/// Each `(arch, parameters, MACs at the native input)` is the reference's published figure:
+/// the parameter count must be equal, the MACs within 2%.
+pub fn assert_reference_figures(figures: &[(&str, i64, f64)]) {
+    for &(arch, params, macs) in figures {
+        let spec = convscope::zoo::find(arch).unwrap();
+        let graph = spec.graph();
+        assert_eq!(graph.parameter_count(), params, "{arch}: parameters");
+        let [_, h, w] = spec.input;
+        let ours = graph.infer_shapes(h, w).unwrap().total_macs() as f64;
+        assert!((ours / macs - 1.0).abs() <= 0.02, "{arch}: {ours:e} MACs at {h}×{w}, the reference says {macs:e}");
+    }
+}
