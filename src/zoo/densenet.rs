@@ -16,8 +16,7 @@
 //! `features.relu_final`, `avgpool` and `flatten`.
 
 use crate::graph::{BlockKind, Conv2d, EdgeKind, Graph, GraphBuilder, InitScheme, NodeId, Op, Pool2d, WeightInit};
-use crate::preprocess::Preprocess;
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Card};
 
 const PROBLEM: &str = "In deep networks the input signal and the gradient fade on their way through many \
      layers, and each layer recomputes features its predecessors already found.";
@@ -40,22 +39,14 @@ fn card(name: &'static str, top1_paper: Option<f32>, top1_reference: f32) -> Car
 }
 
 pub fn specs() -> Vec<ArchSpec> {
-    let imagenet = |id, card, build| ArchSpec {
-        id,
-        card,
-        input: [3, 224, 224],
-        preprocess: Preprocess::imagenet(256, 224),
-        labels: Labels::ImageNet,
-        build,
-    };
     // top1_paper: the paper's Table 3, single-crop top-1 error 25.02 / 23.80 / 22.58 %.
     // DenseNet-161 is not in the paper's table (its authors released it with the code).
     // top1_reference: torchvision's IMAGENET1K_V1 `acc@1`.
     vec![
-        imagenet("densenet121", card("DenseNet-121", Some(74.98), 74.434), densenet121),
-        imagenet("densenet169", card("DenseNet-169", Some(76.20), 75.600), densenet169),
-        imagenet("densenet201", card("DenseNet-201", Some(77.42), 76.896), densenet201),
-        imagenet("densenet161", card("DenseNet-161 (k=48)", None, 77.138), densenet161),
+        ArchSpec::imagenet("densenet121", card("DenseNet-121", Some(74.98), 74.434), densenet121),
+        ArchSpec::imagenet("densenet169", card("DenseNet-169", Some(76.20), 75.600), densenet169),
+        ArchSpec::imagenet("densenet201", card("DenseNet-201", Some(77.42), 76.896), densenet201),
+        ArchSpec::imagenet("densenet161", card("DenseNet-161 (k=48)", None, 77.138), densenet161),
     ]
 }
 

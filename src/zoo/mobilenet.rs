@@ -205,16 +205,8 @@ fn depthwise_separable(g: &mut GraphBuilder, name: &str, x: NodeId, in_channels:
 
 pub fn specs() -> Vec<ArchSpec> {
     let mut specs: Vec<ArchSpec> = V1_PRESETS.iter().map(v1_spec).collect();
-    let torchvision = |id, card, build| ArchSpec {
-        id,
-        card,
-        input: [3, 224, 224],
-        preprocess: Preprocess::imagenet(256, 224),
-        labels: Labels::ImageNet,
-        build,
-    };
     // top1_reference: torchvision's IMAGENET1K_V1 `acc@1` (the weights read at 256 → 224).
-    specs.push(torchvision(
+    specs.push(ArchSpec::imagenet(
         "mobilenet_v2",
         Card {
             name: "MobileNet v2",
@@ -246,8 +238,16 @@ pub fn specs() -> Vec<ArchSpec> {
         top1_reference: Some(top1_reference),
         reference: "torchvision.models.mobilenetv3",
     };
-    specs.push(torchvision("mobilenet_v3_large", v3_card("MobileNet v3 Large", 75.2, 74.042), mobilenet_v3_large));
-    specs.push(torchvision("mobilenet_v3_small", v3_card("MobileNet v3 Small", 67.4, 67.668), mobilenet_v3_small));
+    specs.push(ArchSpec::imagenet(
+        "mobilenet_v3_large",
+        v3_card("MobileNet v3 Large", 75.2, 74.042),
+        mobilenet_v3_large,
+    ));
+    specs.push(ArchSpec::imagenet(
+        "mobilenet_v3_small",
+        v3_card("MobileNet v3 Small", 67.4, 67.668),
+        mobilenet_v3_small,
+    ));
     specs
 }
 

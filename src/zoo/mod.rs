@@ -79,6 +79,19 @@ pub struct ArchSpec {
 }
 
 impl ArchSpec {
+    /// An ImageNet classifier taking 224×224 crops of images resized to 256, torchvision's
+    /// usual preprocessing.
+    pub fn imagenet(id: &'static str, card: Card, build: fn() -> Graph) -> Self {
+        Self {
+            id,
+            card,
+            input: [3, 224, 224],
+            preprocess: Preprocess::imagenet(256, 224),
+            labels: Labels::ImageNet,
+            build,
+        }
+    }
+
     pub fn graph(&self) -> Arc<Graph> {
         Arc::new((self.build)())
     }

@@ -49,14 +49,6 @@ fn cifar_card(name: &'static str, plain: bool) -> Card {
 }
 
 pub fn specs() -> Vec<ArchSpec> {
-    let imagenet = |id, card, build| ArchSpec {
-        id,
-        card,
-        input: [3, 224, 224],
-        preprocess: Preprocess::imagenet(256, 224),
-        labels: Labels::ImageNet,
-        build,
-    };
     let cifar = |id, card, build| ArchSpec {
         id,
         card,
@@ -66,11 +58,11 @@ pub fn specs() -> Vec<ArchSpec> {
         build,
     };
     vec![
-        imagenet("resnet18", imagenet_card("ResNet-18", Some(72.12), 69.758), resnet18),
-        imagenet("resnet34", imagenet_card("ResNet-34", Some(75.48), 73.314), resnet34),
-        imagenet("resnet50", imagenet_card("ResNet-50", Some(77.15), 76.130), resnet50),
-        imagenet("resnet101", imagenet_card("ResNet-101", Some(78.25), 77.374), resnet101),
-        imagenet("resnet152", imagenet_card("ResNet-152", Some(78.57), 78.312), resnet152),
+        ArchSpec::imagenet("resnet18", imagenet_card("ResNet-18", Some(72.12), 69.758), resnet18),
+        ArchSpec::imagenet("resnet34", imagenet_card("ResNet-34", Some(75.48), 73.314), resnet34),
+        ArchSpec::imagenet("resnet50", imagenet_card("ResNet-50", Some(77.15), 76.130), resnet50),
+        ArchSpec::imagenet("resnet101", imagenet_card("ResNet-101", Some(78.25), 77.374), resnet101),
+        ArchSpec::imagenet("resnet152", imagenet_card("ResNet-152", Some(78.57), 78.312), resnet152),
         cifar("resnet20", cifar_card("ResNet-20 (CIFAR)", false), resnet20),
         cifar("resnet56", cifar_card("ResNet-56 (CIFAR)", false), resnet56),
         cifar("plain20", cifar_card("Plain-20 (CIFAR)", true), plain20),

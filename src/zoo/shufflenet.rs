@@ -7,8 +7,7 @@
 //! pool, `x.mean([2, 3])`, is here `globalpool` (an adaptive average pool) and `flatten`.
 
 use crate::graph::{BlockKind, Conv2d, EdgeKind, Graph, GraphBuilder, NodeId, Op, Pool2d};
-use crate::preprocess::Preprocess;
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Card};
 
 fn card(name: &'static str, top1_paper: f32, top1_reference: f32) -> Card {
     Card {
@@ -31,18 +30,10 @@ fn card(name: &'static str, top1_paper: f32, top1_reference: f32) -> Card {
 }
 
 pub fn specs() -> Vec<ArchSpec> {
-    let spec = |id, card, build| ArchSpec {
-        id,
-        card,
-        input: [3, 224, 224],
-        preprocess: Preprocess::imagenet(256, 224),
-        labels: Labels::ImageNet,
-        build,
-    };
     // Paper figures: Table 8, top-1 error 39.7% (0.5×, 41M FLOPs) and 30.6% (1×, 146M FLOPs).
     vec![
-        spec("shufflenet_v2_x0_5", card("ShuffleNet V2 0.5×", 60.3, 60.552), shufflenet_v2_x0_5),
-        spec("shufflenet_v2_x1_0", card("ShuffleNet V2 1.0×", 69.4, 69.362), shufflenet_v2_x1_0),
+        ArchSpec::imagenet("shufflenet_v2_x0_5", card("ShuffleNet V2 0.5×", 60.3, 60.552), shufflenet_v2_x0_5),
+        ArchSpec::imagenet("shufflenet_v2_x1_0", card("ShuffleNet V2 1.0×", 69.4, 69.362), shufflenet_v2_x1_0),
     ]
 }
 

@@ -8,8 +8,7 @@
 //! `classifier.2` (ReLU), `classifier.3` (global average pool) and `flatten`.
 
 use crate::graph::{BlockKind, Conv2d, EdgeKind, Graph, GraphBuilder, InitScheme, NodeId, Op, Pool2d, WeightInit};
-use crate::preprocess::Preprocess;
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Card};
 
 fn card(name: &'static str, v1_1: bool, top1_paper: Option<f32>, top1_reference: f32) -> Card {
     Card {
@@ -36,18 +35,10 @@ fn card(name: &'static str, v1_1: bool, top1_paper: Option<f32>, top1_reference:
 }
 
 pub fn specs() -> Vec<ArchSpec> {
-    let spec = |id, card, build| ArchSpec {
-        id,
-        card,
-        input: [3, 224, 224],
-        preprocess: Preprocess::imagenet(256, 224),
-        labels: Labels::ImageNet,
-        build,
-    };
     vec![
         // The paper's Table 2: 57.5% top-1 for SqueezeNet (1.0); 1.1 has no paper.
-        spec("squeezenet1_0", card("SqueezeNet 1.0", false, Some(57.5), 58.092), squeezenet1_0),
-        spec("squeezenet1_1", card("SqueezeNet 1.1", true, None, 58.178), squeezenet1_1),
+        ArchSpec::imagenet("squeezenet1_0", card("SqueezeNet 1.0", false, Some(57.5), 58.092), squeezenet1_0),
+        ArchSpec::imagenet("squeezenet1_1", card("SqueezeNet 1.1", true, None, 58.178), squeezenet1_1),
     ]
 }
 

@@ -7,8 +7,7 @@
 //! `block5` inside `features`; torchvision has no module for them.
 
 use crate::graph::{BlockKind, Conv2d, Graph, GraphBuilder, InitScheme, Op, Pool2d, WeightInit};
-use crate::preprocess::Preprocess;
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Card};
 
 /// The paper's configurations (Table 1): each group's convolution widths; a max pool ends each group.
 const CFG_A: [&[i64]; 5] = [&[64], &[128], &[256, 256], &[512, 512], &[512, 512]];
@@ -50,21 +49,13 @@ fn card(name: &'static str, layers: u32, batch_norm: bool, top1_paper: Option<f3
 }
 
 pub fn specs() -> Vec<ArchSpec> {
-    let spec = |id, card, build| ArchSpec {
-        id,
-        card,
-        input: [3, 224, 224],
-        preprocess: Preprocess::imagenet(256, 224),
-        labels: Labels::ImageNet,
-        build,
-    };
     // Paper figures: Table 3, single-scale test, training scale S = 256 (top-1 error 29.6, 27.0, 27.3).
     vec![
-        spec("vgg11", card("VGG-11", 11, false, Some(70.4), 69.020), vgg11),
-        spec("vgg16", card("VGG-16", 16, false, Some(73.0), 71.592), vgg16),
-        spec("vgg19", card("VGG-19", 19, false, Some(72.7), 72.376), vgg19),
-        spec("vgg16_bn", card("VGG-16 with batch norm", 16, true, None, 73.360), vgg16_bn),
-        spec("vgg19_bn", card("VGG-19 with batch norm", 19, true, None, 74.218), vgg19_bn),
+        ArchSpec::imagenet("vgg11", card("VGG-11", 11, false, Some(70.4), 69.020), vgg11),
+        ArchSpec::imagenet("vgg16", card("VGG-16", 16, false, Some(73.0), 71.592), vgg16),
+        ArchSpec::imagenet("vgg19", card("VGG-19", 19, false, Some(72.7), 72.376), vgg19),
+        ArchSpec::imagenet("vgg16_bn", card("VGG-16 with batch norm", 16, true, None, 73.360), vgg16_bn),
+        ArchSpec::imagenet("vgg19_bn", card("VGG-19 with batch norm", 19, true, None, 74.218), vgg19_bn),
     ]
 }
 
