@@ -1,8 +1,17 @@
 //! The model zoo, one file per family, along the timeline of the CNN history:
 //!
-//! - 1998 `lenet`: LeNet-5, digits on postal mail.
+//! - 1998 `lenet`: LeNet-5, digits on postal mail (convscope's own reference).
+//! - 2012 `alexnet`: torchvision's AlexNet and the paper's two-GPU layout with LRN.
+//! - 2014 `vgg`: VGG-11/16/19, with and without batch norm.
+//! - 2014–2015 `inception`: GoogLeNet and Inception v3, auxiliary classifiers included.
 //! - 2015 `resnet`: ResNet-18/34/50/101/152 (torchvision) and the CIFAR ResNet-20/56 with
 //!   their plain twins (He et al. 2016, §4.2).
+//! - 2016 `inception_resnet`: Inception-ResNet v2 (timm), scaled residual adds.
+//! - 2016 `squeezenet`: SqueezeNet 1.0 and 1.1, fire modules.
+//! - 2017 `densenet`: DenseNet-121/169/201/161, dense links.
+//! - 2017–2019 `mobilenet`: MobileNet v1 (timm, every width and resolution multiplier), v2, v3.
+//! - 2018 `shufflenet`: ShuffleNet V2, channel split and shuffle.
+//! - 2019–2020 `efficientnet`: EfficientNet-B0…B7 (torchvision) and EfficientNet-Lite0.
 //!
 //! Each family exposes its architectures as `ArchSpec`s: a builder returning the graph,
 //! the card telling its story, the native input and the preprocessing its weights expect.
