@@ -2,13 +2,17 @@
 SHELL := /bin/bash
 PYTHON := .venv/bin/python
 
-.PHONY: run test bootstrap bootstrap-test fixtures build lint fmt clean-fixtures
+.PHONY: run test bench bootstrap bootstrap-test fixtures build lint fmt clean-fixtures
 
 run: bootstrap
 	cargo run --release --
 
 test: bootstrap-test fixtures
 	cargo test --all-targets
+
+# convscope against PyTorch on the same libtorch, interleaved; a benchmark, never a test.
+bench: bootstrap
+	cargo run --release -- bench $(BENCH_ARGS)
 
 bootstrap:
 	@scripts/bootstrap.sh

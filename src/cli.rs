@@ -96,6 +96,31 @@ pub enum Command {
     /// Installed weights: list, fetch from the reference, import a file.
     #[command(subcommand)]
     Weights(WeightsCommand),
+    /// Time convscope against PyTorch on the same libtorch, interleaved rounds (see bench/).
+    Bench {
+        /// Architectures (default: resnet18, resnet50, vgg16, inception_v3, densenet121,
+        /// mobilenet_v2, efficientnet_b0, efficientnet_lite0).
+        cases: Vec<String>,
+        /// Modes: forward, capture, gradients, top5, load (default: all).
+        #[arg(long, value_delimiter = ',')]
+        modes: Vec<String>,
+        #[arg(long, default_value_t = crate::bench::BenchArgs::default().rounds)]
+        rounds: usize,
+        #[arg(long, default_value_t = crate::bench::BenchArgs::default().warmup)]
+        warmup: usize,
+        /// Intra-op threads on both sides (default: every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// auto (CPU, then CUDA where available), cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// A smoke run: few rounds, two small cases unless some are named.
+        #[arg(long)]
+        quick: bool,
+        /// Also write the results as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Per-node gradient norms in execution order.
     Gradients {
         arch: String,
@@ -174,6 +199,19 @@ pub fn run(command: Command) -> Result<()> {
             train(&arch, &TrainConfig { epochs, lr, batch, seed }, data, out)
         }
         Command::Weights(command) => weights(command),
+        Command::Bench { cases, modes, rounds, warmup, threads, device, quick, json } => {
+            crate::bench::run(&crate::bench::BenchArgs {
+                cases,
+                modes,
+                rounds,
+                warmup,
+                threads,
+                device,
+                quick,
+                json,
+                ..Default::default()
+            })
+        }
     }
 }
 
