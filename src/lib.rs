@@ -6,6 +6,7 @@
 //! - `manifest`, `store`: the installed weights folder; `train`: LeNet-5 on MNIST digits.
 //! - `engine`: what the CLI, the GUI and the tests share; `cli`, `gui`: the faces.
 
+pub mod app;
 pub mod cli;
 pub mod crash;
 pub mod engine;

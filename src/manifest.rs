@@ -53,7 +53,9 @@ impl Manifest {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = Self::path(dir);
         match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("not a valid manifest: {e}"))),
+            Ok(text) => {
+                serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("not a valid manifest: {e}")))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(Error::file(&path, e)),
         }

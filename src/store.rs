@@ -85,7 +85,11 @@ fn install(spec: &ArchSpec, tensors: Vec<(String, Tensor)>, origin: &Path) -> Re
             .filter(|other| *other != spec.id)
             .map(|other| format!(" (this looks like a {other} file)"))
             .unwrap_or_default();
-        return Err(Error::WeightsMismatch { path: origin.to_owned(), arch: spec.id.to_owned(), details: format!("{mismatch}{hint}") });
+        return Err(Error::WeightsMismatch {
+            path: origin.to_owned(),
+            arch: spec.id.to_owned(),
+            details: format!("{mismatch}{hint}"),
+        });
     }
     let wanted: std::collections::HashSet<&str> = graph.params.iter().map(|p| p.key.as_str()).collect();
     let kept: Vec<(String, Tensor)> = tensors.into_iter().filter(|(k, _)| wanted.contains(k.as_str())).collect();

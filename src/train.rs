@@ -100,7 +100,11 @@ pub fn accuracy(model: &Model, digits: &Digits, indices: &[usize]) -> Result<f64
         let (x, y) = batch(digits, chunk)?;
         let logits = model.forward(&x, &RunOptions::default())?;
         let predicted = logits.f_argmax(-1, false).context(|| "argmax".into())?;
-        correct += predicted.f_eq_tensor(&y).and_then(|t| t.f_sum(Kind::Int64)).context(|| "counting".into())?.int64_value(&[]);
+        correct += predicted
+            .f_eq_tensor(&y)
+            .and_then(|t| t.f_sum(Kind::Int64))
+            .context(|| "counting".into())?
+            .int64_value(&[]);
     }
     Ok(correct as f64 / indices.len().max(1) as f64)
 }
@@ -203,8 +207,11 @@ pub fn train(model: &Model, digits: &Digits, config: &TrainConfig, progress: &mu
             let loss_value = loss.f_double_value(&[]).context(|| "loss".into())?;
             loss_sum += loss_value * indices.len() as f64;
             let predicted = logits.f_argmax(-1, false).context(|| "argmax".into())?;
-            correct +=
-                predicted.f_eq_tensor(&y).and_then(|t| t.f_sum(Kind::Int64)).context(|| "counting".into())?.int64_value(&[]);
+            correct += predicted
+                .f_eq_tensor(&y)
+                .and_then(|t| t.f_sum(Kind::Int64))
+                .context(|| "counting".into())?
+                .int64_value(&[]);
             seen += indices.len();
             let filled = (b + 1) * 30 / batches;
             let _ = write!(

@@ -93,6 +93,12 @@ fn the_installed_lite0_file_is_the_one_in_the_manifest() {
     let manifest = convscope::manifest::Manifest::load(&manifest_dir().join("weights")).unwrap();
     let entry = &manifest.weights["efficientnet_lite0"];
     assert_eq!(convscope::manifest::sha256_file(&weights).unwrap(), entry.sha256);
-    let text = stdout(&convscope().env("CONVSCOPE_WEIGHTS", manifest_dir().join("weights")).args(["weights", "list"]).output().unwrap());
+    let text = stdout(
+        &convscope()
+            .env("CONVSCOPE_WEIGHTS", manifest_dir().join("weights"))
+            .args(["weights", "list"])
+            .output()
+            .unwrap(),
+    );
     assert!(text.contains("efficientnet_lite0") && !text.contains("NOT verified"), "{text}");
 }

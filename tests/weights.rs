@@ -25,7 +25,11 @@ fn lenet5_reaches_its_manifest_accuracy_on_the_held_out_digits() {
     let measured = entry.measured.as_ref().expect("lenet5's accuracy is measured");
     assert!(measured.top1 >= 97.0, "{}", measured.top1);
     let path = shipped_weights().join("lenet5.safetensors");
-    assert_eq!(convscope::manifest::sha256_file(&path).unwrap(), entry.sha256, "the committed file is the one measured");
+    assert_eq!(
+        convscope::manifest::sha256_file(&path).unwrap(),
+        entry.sha256,
+        "the committed file is the one measured"
+    );
 
     let spec = zoo::find("lenet5").unwrap();
     let (model, warnings) = engine::load_model(&spec, &engine::WeightsChoice::File(path), tch::Device::Cpu).unwrap();
@@ -60,7 +64,8 @@ fn training_is_seeded_and_reproducible() {
     let digits = train::load_digits(&data).unwrap();
     let config = train::TrainConfig { epochs: 1, lr: 1e-3, batch: 128, seed: 5 };
     let run = || {
-        let model = convscope::executor::Model::random(zoo::find("lenet5").unwrap().graph(), tch::Device::Cpu, 5).unwrap();
+        let model =
+            convscope::executor::Model::random(zoo::find("lenet5").unwrap().graph(), tch::Device::Cpu, 5).unwrap();
         let report = train::train(&model, &digits, &config, &mut std::io::sink()).unwrap();
         (report.test_accuracy, model.params()[0].copy())
     };

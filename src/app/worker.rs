@@ -1,0 +1,512 @@
+//! The model worker: a named thread that owns the `Model` (tch modules are `Send`, not
+//! `Sync`) and answers requests over bounded channels, so the window never waits on libtorch.
+//!
+//! Requests queue in a small bounded channel. Before working, the worker drains the queue
+//! and keeps only the newest request of each kind: a user holding → asks for forty layers,
+//! but only the last one is worth computing. The UI keeps its own outbox, coalesced the same
+//! way, for the rare frame when the channel is full.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
+use std::time::Instant;
+
+use tch::{Device, Kind, Tensor};
+
+use crate::engine::{self, Prediction, WeightsChoice};
+use crate::executor::{Model, RunOptions};
+use crate::graph::NodeId;
+use crate::preprocess::{self, MNIST_MEAN, MNIST_STD, Preprocess};
+use crate::zoo::ArchSpec;
+
+/// How many requests may wait in the channel; the outbox holds the overflow.
+const REQUEST_CAPACITY: usize = 8;
+/// Replies wait here until the next frame reads them.
+const REPLY_CAPACITY: usize = 16;
+
+/// An image as the user gave it: a file, or bytes (a drop without a readable path).
+#[derive(Clone, Debug)]
+pub enum ImageInput {
+    Path(PathBuf),
+    Bytes { name: String, bytes: Arc<[u8]> },
+}
+
+impl ImageInput {
+    pub fn name(&self) -> String {
+        match self {
+            ImageInput::Path(path) => {
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+            }
+            ImageInput::Bytes { name, .. } => name.clone(),
+        }
+    }
+
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            ImageInput::Path(path) => Some(path),
+            ImageInput::Bytes { .. } => None,
+        }
+    }
+}
+
+/// What the UI asks of the worker.
+#[derive(Clone, Debug)]
+pub enum Request {
+    /// Builds the architecture with its weights; the previous model serves until it is ready.
+    Load { spec: Box<ArchSpec>, weights: WeightsChoice, device: Device },
+    /// Moves the model to another device.
+    Device(Device),
+    /// Decodes, preprocesses and runs an image, keeping every node's output for the layer view.
+    Classify { image: ImageInput, disabled: Vec<NodeId> },
+    /// Forward + backward on the current image: gradient norms along depth.
+    Gradients { disabled: Vec<NodeId>, target: Option<i64> },
+    /// One node's output from the last run.
+    Activation { node: NodeId },
+}
+
+/// Kinds of request, in the order one drained batch is worked through: a new model first,
+/// then the image on it, then what depends on the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RequestKind {
+    Load,
+    Device,
+    Classify,
+    Gradients,
+    Activation,
+}
+
+impl Request {
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Request::Load { .. } => RequestKind::Load,
+            Request::Device(_) => RequestKind::Device,
+            Request::Classify { .. } => RequestKind::Classify,
+            Request::Gradients { .. } => RequestKind::Gradients,
+            Request::Activation { .. } => RequestKind::Activation,
+        }
+    }
+}
+
+/// Milliseconds spent in each stage of the last run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timings {
+    pub decode_ms: Option<f64>,
+    pub preprocess_ms: Option<f64>,
+    pub forward_ms: Option<f64>,
+    pub backward_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub id: &'static str,
+    pub origin: String,
+    pub warnings: Vec<String>,
+    pub device: Device,
+    pub load_ms: f64,
+}
+
+/// The input as the network sees it, de-normalised to 8-bit RGB.
+#[derive(Clone, Debug)]
+pub struct Preview {
+    pub size: [usize; 2],
+    pub rgb: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Predicted {
+    pub arch: &'static str,
+    pub image: ImageInput,
+    pub top5: Vec<Prediction>,
+    pub preview: Preview,
+    pub timings: Timings,
+    pub device: Device,
+}
+
+#[derive(Clone, Debug)]
+pub struct GradientFlow {
+    pub arch: &'static str,
+    pub disabled: Vec<NodeId>,
+    /// The class asked for, `None` for the prediction.
+    pub requested_target: Option<i64>,
+    /// The class whose loss was differentiated.
+    pub target: i64,
+    pub loss: f64,
+    /// Per node, in execution order.
+    pub node_norms: Vec<Option<f64>>,
+    /// Per node: the L2 norm over all its trainable parameters' gradients.
+    pub param_norms: Vec<Option<f64>>,
+    pub top5: Vec<Prediction>,
+    pub timings: Timings,
+    pub device: Device,
+}
+
+#[derive(Clone, Debug)]
+pub struct ActivationData {
+    pub arch: &'static str,
+    pub node: NodeId,
+    /// One sample's shape: `[C, H, W]` or `[F]`.
+    pub shape: Vec<i64>,
+    pub values: Vec<f32>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Payload {
+    Loaded(Loaded),
+    Moved(Device),
+    Predicted(Box<Predicted>),
+    Gradients(Box<GradientFlow>),
+    Activation(Box<ActivationData>),
+}
+
+/// The answer to one request; errors are sentences for the user.
+#[derive(Debug)]
+pub struct Reply {
+    pub seq: u64,
+    pub kind: RequestKind,
+    pub result: Result<Payload, ReplyError>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReplyError {
+    pub message: String,
+    /// The image that failed, for a failed classification.
+    pub image: Option<String>,
+}
+
+/// The UI's end of the worker.
+pub struct WorkerHandle {
+    requests: SyncSender<(u64, Request)>,
+    replies: Receiver<Reply>,
+    /// Requests the channel had no room for, newest of each kind only.
+    outbox: BTreeMap<RequestKind, (u64, Request)>,
+    next_seq: u64,
+    last_sent: BTreeMap<RequestKind, u64>,
+    last_answered: BTreeMap<RequestKind, u64>,
+    stopped: bool,
+}
+
+impl WorkerHandle {
+    /// Starts the worker; `repaint` wakes the window when a reply lands.
+    pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        let (request_tx, request_rx) = sync_channel(REQUEST_CAPACITY);
+        let (reply_tx, reply_rx) = sync_channel(REPLY_CAPACITY);
+        std::thread::Builder::new().name("convscope-model".into()).spawn(move || {
+            Worker::default().run(&request_rx, &reply_tx, &repaint);
+        })?;
+        Ok(Self {
+            requests: request_tx,
+            replies: reply_rx,
+            outbox: BTreeMap::new(),
+            next_seq: 1,
+            last_sent: BTreeMap::new(),
+            last_answered: BTreeMap::new(),
+            stopped: false,
+        })
+    }
+
+    /// Queues a request, replacing an unsent one of the same kind; never blocks.
+    pub fn send(&mut self, request: Request) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let kind = request.kind();
+        self.last_sent.insert(kind, seq);
+        self.outbox.insert(kind, (seq, request));
+        self.flush();
+    }
+
+    /// Hands queued requests to the worker, in kind order, until the channel is full.
+    pub fn flush(&mut self) {
+        while let Some((kind, entry)) = self.outbox.pop_first() {
+            match self.requests.try_send(entry) {
+                Ok(()) => {}
+                Err(TrySendError::Full(entry)) => {
+                    self.outbox.insert(kind, entry);
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    self.stopped = true;
+                    self.outbox.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The replies that have landed since the last frame.
+    pub fn poll(&mut self) -> Vec<Reply> {
+        self.flush();
+        let mut replies = Vec::new();
+        loop {
+            match self.replies.try_recv() {
+                Ok(reply) => {
+                    let answered = self.last_answered.entry(reply.kind).or_default();
+                    *answered = (*answered).max(reply.seq);
+                    replies.push(reply);
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    self.stopped = true;
+                    break;
+                }
+            }
+        }
+        replies
+    }
+
+    /// Whether the newest request of this kind is still unanswered.
+    pub fn is_pending(&self, kind: RequestKind) -> bool {
+        !self.stopped
+            && self.last_sent.get(&kind).copied().unwrap_or(0) > self.last_answered.get(&kind).copied().unwrap_or(0)
+    }
+
+    pub fn any_pending(&self) -> bool {
+        self.last_sent.keys().any(|&kind| self.is_pending(kind))
+    }
+
+    /// Whether the worker thread has gone (it only stops if it panicked outside a request).
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Whether a reply is the answer to the newest request of its kind; older answers of a
+    /// superseded request are dropped by the caller.
+    pub fn is_latest(&self, reply: &Reply) -> bool {
+        self.last_sent.get(&reply.kind).is_none_or(|&seq| reply.seq >= seq)
+    }
+}
+
+/// The worker's own state: the model and what the last run left behind.
+#[derive(Default)]
+struct Worker {
+    spec: Option<ArchSpec>,
+    model: Option<Model>,
+    /// The preprocessed current image (`1×C×H×W`, on the CPU).
+    input: Option<Tensor>,
+    /// Every node's output from the last run, for the layer view.
+    outputs: Vec<Option<Tensor>>,
+}
+
+impl Worker {
+    fn run(mut self, requests: &Receiver<(u64, Request)>, replies: &SyncSender<Reply>, repaint: &dyn Fn()) {
+        // `recv` fails only when the window has gone: then the worker ends with it.
+        while let Ok(first) = requests.recv() {
+            let mut batch: BTreeMap<RequestKind, (u64, Request)> = BTreeMap::new();
+            batch.insert(first.1.kind(), first);
+            while let Ok(next) = requests.try_recv() {
+                batch.insert(next.1.kind(), next);
+            }
+            for (kind, (seq, request)) in batch {
+                // A libtorch call that panics (they are meant to return errors, but a bug in
+                // a binding should not take the whole app down) becomes a message.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(request)))
+                    .unwrap_or_else(|panic| {
+                        let text = panic
+                            .downcast_ref::<String>()
+                            .cloned()
+                            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                            .unwrap_or_else(|| "unknown failure".into());
+                        Err(ReplyError { message: format!("the model worker failed: {text}"), image: None })
+                    });
+                if replies.send(Reply { seq, kind, result }).is_err() {
+                    return;
+                }
+                repaint();
+            }
+        }
+    }
+
+    fn handle(&mut self, request: Request) -> Result<Payload, ReplyError> {
+        match request {
+            Request::Load { spec, weights, device } => self.load(*spec, &weights, device),
+            Request::Device(device) => {
+                let model = self.model_mut()?;
+                model.to_device(device).map_err(plain)?;
+                Ok(Payload::Moved(device))
+            }
+            Request::Classify { image, disabled } => self
+                .classify(&image, &disabled)
+                .map(|p| Payload::Predicted(Box::new(p)))
+                .map_err(|message| ReplyError { message, image: Some(image.name()) }),
+            Request::Gradients { disabled, target } => {
+                self.gradients(&disabled, target).map(|g| Payload::Gradients(Box::new(g))).map_err(plain)
+            }
+            Request::Activation { node } => self.activation(node).map(|a| Payload::Activation(Box::new(a))),
+        }
+    }
+
+    fn model_mut(&mut self) -> Result<&mut Model, ReplyError> {
+        self.model.as_mut().ok_or_else(|| plain("no model is loaded yet"))
+    }
+
+    fn loaded(&self) -> Result<(&ArchSpec, &Model), String> {
+        match (&self.spec, &self.model) {
+            (Some(spec), Some(model)) => Ok((spec, model)),
+            _ => Err("no model is loaded yet".into()),
+        }
+    }
+
+    fn load(&mut self, spec: ArchSpec, weights: &WeightsChoice, device: Device) -> Result<Payload, ReplyError> {
+        let start = Instant::now();
+        let (model, warnings) = engine::load_model(&spec, weights, device).map_err(plain)?;
+        let loaded =
+            Loaded { id: spec.id, origin: model.origin().to_string(), warnings, device, load_ms: elapsed_ms(start) };
+        // Only now does the previous model go: it served every request until here.
+        self.model = Some(model);
+        self.spec = Some(spec);
+        self.input = None;
+        self.outputs.clear();
+        Ok(Payload::Loaded(loaded))
+    }
+
+    fn classify(&mut self, image: &ImageInput, disabled: &[NodeId]) -> Result<Predicted, String> {
+        let (spec, model) = self.loaded()?;
+        let start = Instant::now();
+        let decoded = match image {
+            ImageInput::Path(path) => preprocess::load_image(path).map_err(|e| e.to_string())?,
+            ImageInput::Bytes { name, bytes } => {
+                if bytes.len() as u64 > preprocess::MAX_FILE_BYTES {
+                    return Err(format!(
+                        "{name}: the file is {} MB; images over {} MB are refused",
+                        bytes.len() >> 20,
+                        preprocess::MAX_FILE_BYTES >> 20
+                    ));
+                }
+                preprocess::decode_image(bytes).map_err(|e| format!("{name}: {e}"))?
+            }
+        };
+        let decode_ms = elapsed_ms(start);
+        let start = Instant::now();
+        let input = spec.preprocess.apply(&decoded).map_err(|e| e.to_string())?;
+        let preview = preview(&input, &spec.preprocess)?;
+        let preprocess_ms = elapsed_ms(start);
+        let start = Instant::now();
+        let options = RunOptions { disabled_residuals: disabled.to_vec(), train: false };
+        let capture = model.forward_capture(&input, &options).map_err(|e| e.to_string())?;
+        let top5 = engine::top_k(&capture.logits, spec.labels, 5).map_err(|e| e.to_string())?;
+        let forward_ms = elapsed_ms(start);
+        let predicted = Predicted {
+            arch: spec.id,
+            image: image.clone(),
+            top5,
+            preview,
+            timings: Timings {
+                decode_ms: Some(decode_ms),
+                preprocess_ms: Some(preprocess_ms),
+                forward_ms: Some(forward_ms),
+                backward_ms: None,
+            },
+            device: model.device(),
+        };
+        self.input = Some(input);
+        self.outputs = capture.outputs;
+        Ok(predicted)
+    }
+
+    fn gradients(&mut self, disabled: &[NodeId], target: Option<i64>) -> Result<GradientFlow, String> {
+        let (spec, model) = self.loaded()?;
+        let input = self.input.as_ref().ok_or("open an image first: gradients are taken for an image")?;
+        let graph = model.graph();
+        let options = RunOptions { disabled_residuals: disabled.to_vec(), train: false };
+        let start = Instant::now();
+        let report = model.gradients(input, target, &options).map_err(|e| e.to_string())?;
+        let backward_ms = elapsed_ms(start);
+        let mut squared: Vec<Option<f64>> = vec![None; graph.nodes.len()];
+        for (spec_param, norm) in graph.params.iter().zip(&report.param_grad_norms) {
+            if let Some(norm) = norm {
+                let slot = squared[spec_param.node].get_or_insert(0.0);
+                *slot += norm * norm;
+            }
+        }
+        let top5 = engine::top_k(&report.logits, spec.labels, 5).map_err(|e| e.to_string())?;
+        let flow = GradientFlow {
+            arch: spec.id,
+            disabled: disabled.to_vec(),
+            requested_target: target,
+            target: report.targets.first().copied().unwrap_or(0),
+            loss: report.loss,
+            node_norms: report.node_grad_norms,
+            param_norms: squared.into_iter().map(|s| s.map(f64::sqrt)).collect(),
+            top5,
+            timings: Timings { backward_ms: Some(backward_ms), ..Timings::default() },
+            device: model.device(),
+        };
+        // The layer view now shows the network as switched.
+        self.outputs = report.outputs;
+        Ok(flow)
+    }
+
+    fn activation(&self, node: NodeId) -> Result<ActivationData, ReplyError> {
+        let (spec, _) = self.loaded().map_err(plain)?;
+        let tensor = self.outputs.get(node).and_then(Option::as_ref).ok_or_else(|| {
+            plain("this node has no output yet: open an image (nodes off the path of the last run have none)")
+        })?;
+        let sample = tensor
+            .f_get(0)
+            .and_then(|t| t.f_to_device_(Device::Cpu, Kind::Float, false, false))
+            .and_then(|t| t.f_contiguous())
+            .map_err(|e| plain(format!("reading the output: {e}")))?;
+        let shape = sample.size();
+        let values = sample
+            .f_flatten(0, -1)
+            .map_err(|e| plain(e.to_string()))
+            .and_then(|flat| Vec::<f32>::try_from(&flat).map_err(|e| plain(e.to_string())))?;
+        Ok(ActivationData { arch: spec.id, node, shape, values })
+    }
+}
+
+fn plain(message: impl std::fmt::Display) -> ReplyError {
+    ReplyError { message: message.to_string(), image: None }
+}
+
+fn elapsed_ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// The preprocessed tensor back in 0..255, as the network sees it after resize and crop.
+fn preview(input: &Tensor, preprocess: &Preprocess) -> Result<Preview, String> {
+    let size = input.size();
+    let &[_, channels, h, w] = size.as_slice() else {
+        return Err(format!("unexpected input shape {size:?}"));
+    };
+    let values = input
+        .f_get(0)
+        .and_then(|t| t.f_contiguous())
+        .and_then(|t| t.f_flatten(0, -1))
+        .and_then(|t| Vec::<f32>::try_from(&t))
+        .map_err(|e| format!("reading the input: {e}"))?;
+    let plane = (h * w) as usize;
+    let channels = (channels as usize).max(1);
+    // Per channel, `value * std + mean` undoes the normalisation. CIFAR's statistics are
+    // private to preprocess.rs; a per-channel stretch to 0..1 shows the same picture.
+    let mut mean = vec![0.0f32; channels];
+    let mut std = vec![1.0f32; channels];
+    for c in 0..channels {
+        match *preprocess {
+            Preprocess::ImageNet { mean: m, std: s, .. } => {
+                mean[c] = m[c.min(2)];
+                std[c] = s[c.min(2)];
+            }
+            Preprocess::Digit { .. } => {
+                mean[c] = MNIST_MEAN;
+                std[c] = MNIST_STD;
+            }
+            Preprocess::Cifar => {
+                let slice = values.get(c * plane..(c + 1) * plane).unwrap_or(&[]);
+                let (lo, hi) = slice.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                let range = (hi - lo).max(1e-6);
+                std[c] = 1.0 / range;
+                mean[c] = -lo / range;
+            }
+        }
+    }
+    let mut rgb = vec![0u8; plane * 3];
+    for i in 0..plane {
+        for out in 0..3 {
+            let c = out.min(channels - 1);
+            let v = values.get(c * plane + i).copied().unwrap_or(0.0) * std[c] + mean[c];
+            rgb[i * 3 + out] = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+        }
+    }
+    Ok(Preview { size: [w as usize, h as usize], rgb })
+}
