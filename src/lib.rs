@@ -7,6 +7,7 @@
 //! - `engine`: what the CLI, the GUI and the tests share; `cli`, `gui`: the faces.
 
 pub mod app;
+pub mod bench;
 pub mod cli;
 pub mod crash;
 pub mod engine;

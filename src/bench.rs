@@ -1,0 +1,929 @@
+//! `convscope bench`: convscope side by side with PyTorch on the same libtorch.
+//!
+//! For each case (an architecture at batch 1 and native resolution) and device, five modes:
+//!
+//! 1. `forward`: plain forward vs `model(x)` under `torch.inference_mode()`;
+//! 2. `capture`: forward keeping every node's output vs forward hooks keeping every module's;
+//! 3. `gradients`: forward + backward with every node's and parameter's gradient norm vs
+//!    `retain_grad` from forward hooks, `backward()` and `.norm()`;
+//! 4. `top5`: image file → top-5 (decode, resize, crop, normalise, forward) vs PIL +
+//!    torchvision transforms + model;
+//! 5. `load`: model from safetensors vs model construction + `load_state_dict`.
+//!
+//! The PyTorch side is `bench/reference.py`, started once as a child speaking line-delimited
+//! JSON, so rounds can alternate (convscope, PyTorch, then PyTorch first the next round)
+//! without paying Python's start-up. Both sides load the same safetensors file (random
+//! weights written once per case under `target/bench/`), read the same input tensor, run with
+//! the same thread count and time only the operation itself. Machines here are noisy: the
+//! ratio of paired, interleaved runs is the figure that counts.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tch::{Device, Kind, Tensor};
+
+use crate::engine::{self, WeightsChoice};
+use crate::executor::{Model, RunOptions};
+use crate::preprocess::{Interpolation, Preprocess};
+use crate::zoo::{self, ArchSpec};
+
+/// The issue's eight cases.
+pub const DEFAULT_CASES: [&str; 8] = [
+    "resnet18",
+    "resnet50",
+    "vgg16",
+    "inception_v3",
+    "densenet121",
+    "mobilenet_v2",
+    "efficientnet_b0",
+    "efficientnet_lite0",
+];
+
+/// The cases of a `--quick` smoke run when none are named.
+pub const QUICK_CASES: [&str; 2] = ["resnet18", "mobilenet_v2"];
+
+/// What `convscope bench` takes.
+#[derive(Clone, Debug)]
+pub struct BenchArgs {
+    /// Architecture ids; empty means `DEFAULT_CASES` (or `QUICK_CASES` with `quick`).
+    pub cases: Vec<String>,
+    /// Modes to run (`forward`, `capture`, `gradients`, `top5`, `load`); empty means all.
+    pub modes: Vec<String>,
+    /// Timed rounds per mode, after the warm-up.
+    pub rounds: usize,
+    /// Untimed rounds per mode first.
+    pub warmup: usize,
+    /// Intra-op threads of both sides; `None` means every available core.
+    pub threads: Option<usize>,
+    /// `auto` (CPU, then CUDA when available), `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    /// A smoke run: at most 3 rounds and 1 warm-up, two small cases unless some are named.
+    pub quick: bool,
+    /// Also write the results as JSON to this file.
+    pub json: Option<PathBuf>,
+    /// The Python of the reference side (default: the checkout's `.venv/bin/python`).
+    pub python: Option<PathBuf>,
+    /// The image of the `top5` mode (default: `assets/chelsea.png`).
+    pub image: Option<PathBuf>,
+    /// Seed of the random weights and input.
+    pub seed: i64,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        Self {
+            cases: Vec::new(),
+            modes: Vec::new(),
+            rounds: 7,
+            warmup: 1,
+            threads: None,
+            device: "auto".into(),
+            quick: false,
+            json: None,
+            python: None,
+            image: None,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Forward,
+    Capture,
+    Gradients,
+    Top5,
+    Load,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 5] = [Mode::Forward, Mode::Capture, Mode::Gradients, Mode::Top5, Mode::Load];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Forward => "forward",
+            Mode::Capture => "capture",
+            Mode::Gradients => "gradients",
+            Mode::Top5 => "top5",
+            Mode::Load => "load",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == text.trim())
+            .ok_or_else(|| anyhow!("unknown mode {text:?}: use forward, capture, gradients, top5 or load"))
+    }
+
+    /// The issue's target for the ratio convscope / PyTorch. Capture has none against PyTorch:
+    /// its target is against our own plain forward (`CaseResult::capture_over_forward` ≤ 1.10).
+    fn target(self) -> Option<f64> {
+        match self {
+            Mode::Forward => Some(1.02),
+            Mode::Capture => None,
+            Mode::Gradients => Some(1.10),
+            Mode::Top5 => Some(0.9),
+            Mode::Load => Some(1.0),
+        }
+    }
+}
+
+// ---- statistics ----------------------------------------------------------------------------
+
+/// Median, minimum and maximum of a set of timings (seconds) or ratios.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Stats {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+    pub samples: Vec<f64>,
+}
+
+impl Stats {
+    /// `None` for an empty set or one holding NaN.
+    pub fn of(samples: &[f64]) -> Option<Self> {
+        if samples.is_empty() || samples.iter().any(|v| v.is_nan()) {
+            return None;
+        }
+        let mut sorted = samples.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Some(Self {
+            median: median_sorted(&sorted),
+            min: sorted[0],
+            max: sorted[sorted.len() - 1],
+            samples: samples.to_vec(),
+        })
+    }
+
+    /// The min–max spread relative to the median (0.1 = the runs span 10% of the median).
+    pub fn spread(&self) -> f64 {
+        if self.median == 0.0 { 0.0 } else { (self.max - self.min) / self.median }
+    }
+}
+
+/// The median of sorted values: the middle one, or the mean of the two middle ones.
+fn median_sorted(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+}
+
+/// Per-round ratios `ours[i] / theirs[i]` of interleaved runs.
+pub fn paired_ratios(ours: &[f64], theirs: &[f64]) -> Vec<f64> {
+    ours.iter().zip(theirs).filter(|(_, t)| **t > 0.0).map(|(o, t)| o / t).collect()
+}
+
+// ---- the machine ---------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub cpu_model: String,
+    /// Logical CPUs the process may use (`nproc`).
+    pub cpus: usize,
+    /// `cpu MHz` of /proc/cpuinfo (the clock the kernel reports; turbo and AVX-512 licences move it).
+    pub mhz: f64,
+    /// The widest FMA vector unit the flags show, and the fp32 FLOPs per cycle and core it gives.
+    pub isa: String,
+    pub flops_per_cycle: f64,
+    /// cpus × clock × FLOPs per cycle, fp32.
+    pub peak_gflops: f64,
+    pub load_average_start: String,
+    pub load_average_end: String,
+}
+
+impl Machine {
+    fn probe() -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let field = |name: &str| {
+            cpuinfo
+                .lines()
+                .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let cpu_model = field("model name").unwrap_or_else(|| "unknown CPU".into());
+        let mhz = field("cpu MHz").and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        let flags: Vec<String> = field("flags").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+        let (isa, flops_per_cycle) = flops_per_cycle(&flags);
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Self {
+            cpu_model,
+            cpus,
+            mhz,
+            isa,
+            flops_per_cycle,
+            peak_gflops: cpus as f64 * mhz * 1e-3 * flops_per_cycle,
+            load_average_start: load_average(),
+            load_average_end: String::new(),
+        }
+    }
+}
+
+/// fp32 FLOPs per cycle and core from the CPU flags: lanes × 2 (an FMA is two FLOPs) × FMA
+/// units. Server cores with AVX-512 have two FMA units on port 0+1 and 5 (some Xeon Silver and
+/// Gold 5xxx only one: then the true peak is half); AVX2 cores have two 256-bit FMA units.
+fn flops_per_cycle(flags: &[String]) -> (String, f64) {
+    let has = |f: &str| flags.iter().any(|x| x == f);
+    if has("avx512f") && has("fma") {
+        ("AVX-512 + FMA: 16 lanes × 2 FLOPs × 2 units".into(), 64.0)
+    } else if has("avx2") && has("fma") {
+        ("AVX2 + FMA: 8 lanes × 2 FLOPs × 2 units".into(), 32.0)
+    } else if has("avx") {
+        ("AVX: 8 lanes × (1 add + 1 mul)".into(), 16.0)
+    } else {
+        ("SSE: 4 lanes × (1 add + 1 mul)".into(), 8.0)
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// VmHWM of this process, in bytes.
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Minor page faults of this process so far (all threads): field 10 of /proc/self/stat.
+fn minor_faults() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| s.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(7)?.parse::<f64>().ok()))
+        .unwrap_or(0.0)
+}
+
+/// Sets the high-water mark back to the current RSS (Linux 4.0+), so each case gets its own peak.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn utc_now() -> String {
+    utc(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64)
+}
+
+/// Seconds since the epoch as `YYYY-MM-DD HH:MM UTC`.
+fn utc(secs: i64) -> String {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3600, rest % 3600 / 60)
+}
+
+// ---- the reference child -------------------------------------------------------------------
+
+/// `bench/reference.py`, running.
+struct Reference {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Reference {
+    fn start(python: &Path, script: &Path) -> Result<Self> {
+        let mut child = Command::new(python)
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {} {}", python.display(), script.display()))?;
+        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin to the reference"))?;
+        let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout from the reference"))?);
+        Ok(Self { child, stdin, stdout })
+    }
+
+    fn ask(&mut self, request: Value) -> Result<Value> {
+        writeln!(self.stdin, "{request}").and_then(|()| self.stdin.flush()).context("writing to the reference")?;
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line).context("reading the reference")? == 0 {
+            bail!("the reference script exited (its error is above)");
+        }
+        let answer: Value = serde_json::from_str(&line).with_context(|| format!("the reference said {line:?}"))?;
+        if answer["ok"] != Value::Bool(true) {
+            bail!("the reference failed on {}: {}", request["cmd"], answer["error"]);
+        }
+        Ok(answer)
+    }
+
+    /// Seconds and minor page faults of one run.
+    fn time(&mut self, mode: Mode) -> Result<(f64, f64)> {
+        let answer = self.ask(json!({"cmd": "run", "mode": mode.name()}))?;
+        let seconds = answer["seconds"].as_f64().ok_or_else(|| anyhow!("no time in {answer}"))?;
+        Ok((seconds, answer["minor_faults"].as_f64().unwrap_or(0.0)))
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "{}", json!({"cmd": "quit"}));
+        let _ = self.stdin.flush();
+        let _ = self.child.wait();
+    }
+}
+
+// ---- results -------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ModeResult {
+    pub mode: Mode,
+    /// Seconds per run.
+    pub convscope: Stats,
+    pub pytorch: Stats,
+    /// median(convscope) / median(PyTorch).
+    pub ratio_of_medians: f64,
+    /// The per-round ratios of the interleaved runs: the figure that counts.
+    pub paired_ratio: Stats,
+    pub target: Option<f64>,
+    /// 2 × MACs / median time, for the forward-only modes.
+    pub gflops_convscope: Option<f64>,
+    pub gflops_pytorch: Option<f64>,
+    /// Median minor page faults per run, convscope and PyTorch: fresh memory being touched.
+    pub minor_faults: [f64; 2],
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CaseResult {
+    pub case: String,
+    pub device: String,
+    pub input: [i64; 3],
+    pub macs: i64,
+    pub params: i64,
+    pub nodes: usize,
+    /// Largest |difference| of the logits of the shared input: the same weights on both sides.
+    pub logits_max_abs_diff: f64,
+    pub top5_convscope: Vec<i64>,
+    pub top5_pytorch: Vec<i64>,
+    /// Median time of `Model::check_input` (static shape inference), which every run pays.
+    pub check_input_us: f64,
+    /// Median milliseconds of the top-5 pipeline's parts, per side: decode, preprocess, forward + top-5.
+    pub top5_parts_convscope: [f64; 3],
+    pub top5_parts_pytorch: [f64; 3],
+    /// Peak RSS over this case (all modes; `load` holds a second copy of the weights).
+    pub peak_rss_convscope: u64,
+    pub peak_rss_pytorch: u64,
+    pub modes: Vec<ModeResult>,
+    /// convscope's capture median / its plain forward median (target ≤ 1.10).
+    pub capture_over_forward: Option<f64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub date: String,
+    pub machine: Machine,
+    pub threads: usize,
+    pub rounds: usize,
+    pub warmup: usize,
+    pub torch: String,
+    pub cases: Vec<CaseResult>,
+    /// Peak RSS of the whole run, per side (the largest case peak).
+    pub peak_rss_convscope: u64,
+    pub peak_rss_pytorch: u64,
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+/// Runs the benchmark and prints its table (and writes JSON where asked).
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let report = measure(args)?;
+    print!("{}", render(&report));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn checkout() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn devices(text: &str) -> Result<Vec<Device>> {
+    if text.trim().eq_ignore_ascii_case("auto") {
+        let mut list = vec![Device::Cpu];
+        if tch::Cuda::is_available() {
+            list.push(Device::Cuda(0));
+        }
+        return Ok(list);
+    }
+    Ok(vec![engine::parse_device(text)?])
+}
+
+fn device_name(device: Device) -> String {
+    match device {
+        Device::Cuda(i) => format!("cuda:{i}"),
+        _ => "cpu".into(),
+    }
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Runs every case and mode; the report it returns is what `run` prints.
+pub fn measure(args: &BenchArgs) -> Result<Report> {
+    let mut machine = Machine::probe();
+    let cases: Vec<String> = match (args.cases.is_empty(), args.quick) {
+        (false, _) => args.cases.clone(),
+        (true, false) => DEFAULT_CASES.iter().map(|s| (*s).to_owned()).collect(),
+        (true, true) => QUICK_CASES.iter().map(|s| (*s).to_owned()).collect(),
+    };
+    let modes: Vec<Mode> = if args.modes.is_empty() {
+        Mode::ALL.to_vec()
+    } else {
+        args.modes.iter().map(|m| Mode::parse(m)).collect::<Result<_>>()?
+    };
+    let (rounds, warmup) =
+        if args.quick { (args.rounds.clamp(1, 3), args.warmup.min(1)) } else { (args.rounds.max(1), args.warmup) };
+    let threads = args.threads.unwrap_or(machine.cpus).max(1);
+    let devices = devices(&args.device)?;
+    let specs = cases.iter().map(|c| zoo::find(c)).collect::<Result<Vec<_>, _>>()?;
+
+    let root = checkout();
+    let dir = root.join("target").join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let python = args.python.clone().unwrap_or_else(|| root.join(".venv/bin/python"));
+    let image = args.image.clone().unwrap_or_else(|| root.join("assets/chelsea.png"));
+
+    tch::set_num_threads(threads as i32);
+    let mut reference = Reference::start(&python, &root.join("bench/reference.py"))?;
+    let setup = reference.ask(json!({"cmd": "setup", "threads": threads}))?;
+    let torch = setup["torch"].as_str().unwrap_or("?").to_owned();
+    eprintln!(
+        "bench: {} case(s) × {} mode(s) on {}, {threads} thread(s) each side, {warmup} warm-up + {rounds} rounds; PyTorch {torch}",
+        specs.len(),
+        modes.len(),
+        devices.iter().map(|d| device_name(*d)).collect::<Vec<_>>().join(" + ")
+    );
+
+    let mut results = Vec::new();
+    for spec in &specs {
+        for &device in &devices {
+            let options = Options { rounds, warmup, seed: args.seed, image: &image, dir: &dir };
+            results.push(bench_case(spec, device, &modes, &options, &mut reference)?);
+        }
+    }
+    drop(reference);
+    machine.load_average_end = load_average();
+    Ok(Report {
+        date: utc_now(),
+        machine,
+        threads,
+        rounds,
+        warmup,
+        torch,
+        peak_rss_convscope: results.iter().map(|c| c.peak_rss_convscope).max().unwrap_or(0),
+        peak_rss_pytorch: results.iter().map(|c| c.peak_rss_pytorch).max().unwrap_or(0),
+        cases: results,
+    })
+}
+
+struct Options<'a> {
+    rounds: usize,
+    warmup: usize,
+    seed: i64,
+    image: &'a Path,
+    dir: &'a Path,
+}
+
+/// The case's random weights, written once with `weights::save` (rewritten if they no longer fit).
+fn weights_file(spec: &ArchSpec, dir: &Path, seed: i64) -> Result<PathBuf> {
+    let path = dir.join(format!("{}.seed{seed}.safetensors", spec.id));
+    let graph = spec.graph();
+    let fits = |path: &Path| {
+        crate::weights::read_tensors(path).is_ok_and(|t| crate::weights::check_tensors(&graph, &t).is_empty())
+    };
+    if path.is_file() && fits(&path) {
+        return Ok(path);
+    }
+    let model = Model::random(Arc::clone(&graph), Device::Cpu, seed)?;
+    crate::weights::save(&model, &path)?;
+    Ok(path)
+}
+
+/// The shared input: standard normal, seeded, written for the reference to read.
+fn input_file(spec: &ArchSpec, dir: &Path, seed: i64) -> Result<(Tensor, PathBuf)> {
+    tch::manual_seed(seed);
+    let [c, h, w] = spec.input;
+    let x = Tensor::f_randn([1, c, h, w], (Kind::Float, Device::Cpu))?;
+    let path = dir.join(format!("{}.input.safetensors", spec.id));
+    Tensor::write_safetensors(&[("input", &x)], &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok((x, path))
+}
+
+fn preprocess_json(pre: &Preprocess) -> Result<Value> {
+    match *pre {
+        Preprocess::ImageNet { resize, crop, interpolation, mean, std } => Ok(json!({
+            "resize": resize,
+            "crop": crop,
+            "interpolation": match interpolation { Interpolation::Bilinear => "bilinear", Interpolation::Bicubic => "bicubic" },
+            "mean": mean,
+            "std": std,
+        })),
+        other => bail!("the top-5 mode needs an ImageNet preprocessing, not {other:?}"),
+    }
+}
+
+/// One run of a mode on our side, timed around the operation alone: seconds and minor page faults.
+fn time_ours(
+    mode: Mode,
+    spec: &ArchSpec,
+    model: &Model,
+    x: &Tensor,
+    image: &Path,
+    weights: &Path,
+) -> Result<(f64, f64)> {
+    let device = model.device();
+    let opts = RunOptions::default();
+    let faults = minor_faults();
+    let start = Instant::now();
+    match mode {
+        Mode::Forward => {
+            let y = model.forward(x, &opts)?;
+            sync(device);
+            drop(y);
+        }
+        Mode::Capture => {
+            let capture = model.forward_capture(x, &opts)?;
+            sync(device);
+            drop(capture);
+        }
+        Mode::Gradients => {
+            let report = model.gradients(x, None, &opts)?;
+            sync(device);
+            drop(report);
+        }
+        Mode::Top5 => {
+            let input = engine::image_input(spec, image)?;
+            let logits = model.forward(&input, &opts)?;
+            engine::top_k(&logits, spec.labels, 5)?;
+            sync(device);
+        }
+        Mode::Load => {
+            let (loaded, _) = engine::load_model(spec, &WeightsChoice::File(weights.to_owned()), device)?;
+            sync(device);
+            drop(loaded);
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok((seconds, minor_faults() - faults))
+}
+
+/// Median milliseconds of decode, preprocess and forward + top-5 on our side.
+fn top5_parts(spec: &ArchSpec, model: &Model, image: &Path, repeats: usize) -> Result<[f64; 3]> {
+    let mut parts: [Vec<f64>; 3] = Default::default();
+    for _ in 0..repeats {
+        let t0 = Instant::now();
+        let decoded = crate::preprocess::load_image(image)?;
+        let t1 = Instant::now();
+        let input = spec.preprocess.apply(&decoded)?;
+        let t2 = Instant::now();
+        engine::top_k(&model.forward(&input, &RunOptions::default())?, spec.labels, 5)?;
+        sync(model.device());
+        let t3 = Instant::now();
+        for (part, (a, b)) in parts.iter_mut().zip([(t0, t1), (t1, t2), (t2, t3)]) {
+            part.push((b - a).as_secs_f64() * 1e3);
+        }
+    }
+    Ok(parts.map(|p| Stats::of(&p).map_or(0.0, |s| s.median)))
+}
+
+fn bench_case(
+    spec: &ArchSpec,
+    device: Device,
+    modes: &[Mode],
+    o: &Options<'_>,
+    reference: &mut Reference,
+) -> Result<CaseResult> {
+    let label = format!("{} on {}", spec.id, device_name(device));
+    eprintln!("bench: {label}: preparing");
+    let weights = weights_file(spec, o.dir, o.seed)?;
+    let (x_cpu, input_path) = input_file(spec, o.dir, o.seed)?;
+    let (model, _) = engine::load_model(spec, &WeightsChoice::File(weights.clone()), device)?;
+    let x = x_cpu.f_to(device)?;
+    let graph: Arc<_> = Arc::clone(model.graph());
+    let [_, h, w] = spec.input;
+    let shapes = graph.infer_shapes(h, w)?;
+
+    let prepared = reference.ask(json!({
+        "cmd": "prepare",
+        "case": spec.id,
+        "weights": weights,
+        "input": input_path,
+        "image": o.image,
+        "preprocess": preprocess_json(&spec.preprocess)?,
+        "device": device_name(device),
+    }))?;
+    // The same weights and input on both sides: the logits agree.
+    let ours = model.forward(&x, &RunOptions::default())?.f_to(Device::Cpu)?.f_flatten(0, -1)?;
+    let ours = Vec::<f32>::try_from(&ours)?;
+    let theirs: Vec<f64> =
+        prepared["logits"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect()).unwrap_or_default();
+    if theirs.len() != ours.len() {
+        bail!("{label}: {} logits here, {} in the reference", ours.len(), theirs.len());
+    }
+    // The reference's float32 values, back to float32 (JSON goes through f64).
+    let logits_max_abs_diff =
+        ours.iter().zip(&theirs).map(|(a, b)| f64::from((a - *b as f32).abs())).fold(0.0, f64::max);
+    let top5_convscope: Vec<i64> =
+        engine::top_k(&model.forward(&engine::image_input(spec, o.image)?, &RunOptions::default())?, spec.labels, 5)?
+            .into_iter()
+            .map(|p| p.class)
+            .collect();
+    let top5_pytorch: Vec<i64> = prepared["top5"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|p| p.get(0).and_then(Value::as_i64)).collect())
+        .unwrap_or_default();
+
+    // What every call pays before libtorch runs: the static shape check.
+    let mut check = Vec::new();
+    for _ in 0..20 {
+        let start = Instant::now();
+        model.check_input(&x)?;
+        check.push(start.elapsed().as_secs_f64());
+    }
+    let check_input_us = Stats::of(&check).map_or(0.0, |s| s.median * 1e6);
+
+    reset_peak_rss();
+    reference.ask(json!({"cmd": "reset_peak"}))?;
+    let mut ours_t: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut theirs_t: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
+    let mut faults: Vec<[Vec<f64>; 2]> = vec![Default::default(); modes.len()];
+    for round in 0..o.warmup + o.rounds {
+        let timed = round >= o.warmup;
+        eprintln!(
+            "bench: {label}: {} {}",
+            if timed { "round" } else { "warm-up" },
+            if timed { round - o.warmup + 1 } else { round + 1 }
+        );
+        for (i, &mode) in modes.iter().enumerate() {
+            // Who goes first alternates, so neither side always runs on a cache the other warmed.
+            let ours_first = round % 2 == 0;
+            let mut pair = [(0.0, 0.0); 2];
+            for turn in 0..2 {
+                if (turn == 0) == ours_first {
+                    pair[0] = time_ours(mode, spec, &model, &x, o.image, &weights).with_context(|| label.clone())?;
+                } else {
+                    pair[1] = reference.time(mode).with_context(|| label.clone())?;
+                }
+            }
+            if timed {
+                ours_t[i].push(pair[0].0);
+                theirs_t[i].push(pair[1].0);
+                faults[i][0].push(pair[0].1);
+                faults[i][1].push(pair[1].1);
+            }
+        }
+    }
+    let peak_rss_convscope = peak_rss();
+    let peak_rss_pytorch = reference.ask(json!({"cmd": "peak"}))?["bytes"].as_u64().unwrap_or(0);
+
+    // Where the top-5 time goes, side by side.
+    let (mut top5_parts_convscope, mut top5_parts_pytorch) = ([0.0; 3], [0.0; 3]);
+    if modes.contains(&Mode::Top5) {
+        top5_parts_convscope = top5_parts(spec, &model, o.image, 5)?;
+        let parts = reference.ask(json!({"cmd": "top5_parts", "repeats": 5}))?;
+        for (slot, key) in top5_parts_pytorch.iter_mut().zip(["decode", "preprocess", "forward"]) {
+            *slot = parts[key].as_f64().unwrap_or(0.0) * 1e3;
+        }
+    }
+
+    let macs = shapes.total_macs();
+    let mut results = Vec::new();
+    for (i, &mode) in modes.iter().enumerate() {
+        let (Some(ours), Some(theirs)) = (Stats::of(&ours_t[i]), Stats::of(&theirs_t[i])) else { continue };
+        let paired = Stats::of(&paired_ratios(&ours_t[i], &theirs_t[i])).unwrap_or_default();
+        let gflops = |s: &Stats| {
+            matches!(mode, Mode::Forward | Mode::Capture).then_some(2.0 * macs as f64 / s.median.max(1e-12) * 1e-9)
+        };
+        results.push(ModeResult {
+            mode,
+            ratio_of_medians: ours.median / theirs.median.max(1e-12),
+            gflops_convscope: gflops(&ours),
+            gflops_pytorch: gflops(&theirs),
+            convscope: ours,
+            pytorch: theirs,
+            paired_ratio: paired,
+            target: mode.target(),
+            minor_faults: faults[i].clone().map(|f| Stats::of(&f).map_or(0.0, |s| s.median)),
+        });
+    }
+    let median_of = |m: Mode| results.iter().find(|r| r.mode == m).map(|r| r.convscope.median);
+    let capture_over_forward = median_of(Mode::Capture).zip(median_of(Mode::Forward)).map(|(c, f)| c / f);
+    Ok(CaseResult {
+        case: spec.id.to_owned(),
+        device: device_name(device),
+        input: spec.input,
+        macs,
+        params: shapes.total_params(),
+        nodes: graph.nodes.len(),
+        logits_max_abs_diff,
+        top5_convscope,
+        top5_pytorch,
+        check_input_us,
+        top5_parts_convscope,
+        top5_parts_pytorch,
+        peak_rss_convscope,
+        peak_rss_pytorch,
+        modes: results,
+        capture_over_forward,
+    })
+}
+
+// ---- the table -----------------------------------------------------------------------------
+
+fn ms(seconds: f64) -> String {
+    let ms = seconds * 1e3;
+    if ms >= 100.0 {
+        format!("{ms:.0}")
+    } else if ms >= 10.0 {
+        format!("{ms:.1}")
+    } else {
+        format!("{ms:.2}")
+    }
+}
+
+fn faults(n: f64) -> String {
+    if n >= 1e4 { format!("{:.0}k", n / 1e3) } else { format!("{n:.0}") }
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.0} MB", bytes as f64 / 1e6)
+}
+
+/// The report as a readable table.
+pub fn render(report: &Report) -> String {
+    let m = &report.machine;
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!("convscope bench · {} · PyTorch {} (same libtorch)", report.date, report.torch));
+    line(format!(
+        "machine: {} · {} CPUs at {:.0} MHz · {} → peak {:.0} GFLOP/s fp32 (cpus × clock × FLOPs/cycle)",
+        m.cpu_model, m.cpus, m.mhz, m.isa, m.peak_gflops
+    ));
+    line(format!(
+        "{} thread(s) each side (peak of those: {:.0} GFLOP/s) · {} warm-up + {} interleaved rounds · load average {} → {}",
+        report.threads,
+        m.peak_gflops * report.threads.min(m.cpus) as f64 / m.cpus.max(1) as f64,
+        report.warmup,
+        report.rounds,
+        m.load_average_start,
+        m.load_average_end
+    ));
+    let busy = m.load_average_start.split_whitespace().next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    if busy > 0.5 {
+        line(format!(
+            "note: the machine was busy before the run (1-minute load {busy:.1} on {} CPUs): the paired ratios are the figures to trust",
+            m.cpus
+        ));
+    }
+    line(String::new());
+    line(format!(
+        "{:<20} {:<6} {:<9} {:>22} {:>22} {:>18} {:>7} {:>17} {:>13}",
+        "case",
+        "device",
+        "mode",
+        "convscope ms (min–max)",
+        "PyTorch ms (min–max)",
+        "ratio (pairs)",
+        "target",
+        "GFLOP/s (%peak)",
+        "page faults"
+    ));
+    // The peak of the cores the run used: a one-thread run is held against one core.
+    let peak_used = m.peak_gflops * report.threads.min(m.cpus) as f64 / m.cpus.max(1) as f64;
+    for case in &report.cases {
+        for r in &case.modes {
+            let verdict = if r.target.is_none_or(|t| r.paired_ratio.median <= t) { " " } else { "✗" };
+            let gflops = match (r.gflops_convscope, r.gflops_pytorch) {
+                (Some(a), Some(b)) if case.device == "cpu" && peak_used > 0.0 => {
+                    format!("{a:.0}/{b:.0} ({:.0}%)", 100.0 * a / peak_used)
+                }
+                (Some(a), Some(b)) => format!("{a:.0}/{b:.0}"),
+                _ => String::new(),
+            };
+            line(format!(
+                "{:<20} {:<6} {:<9} {:>22} {:>22} {:>18} {:>6}{} {:>17} {:>13}",
+                case.case,
+                case.device,
+                r.mode.name(),
+                format!("{} ({}–{})", ms(r.convscope.median), ms(r.convscope.min), ms(r.convscope.max)),
+                format!("{} ({}–{})", ms(r.pytorch.median), ms(r.pytorch.min), ms(r.pytorch.max)),
+                format!("{:.3} ({:.2}–{:.2})", r.paired_ratio.median, r.paired_ratio.min, r.paired_ratio.max),
+                r.target.map_or("–".to_owned(), |t| format!("≤{t}")),
+                verdict,
+                gflops,
+                format!("{}/{}", faults(r.minor_faults[0]), faults(r.minor_faults[1])),
+            ));
+        }
+        let capture = case.capture_over_forward.map_or(String::new(), |c| {
+            format!(" · capture/forward {c:.2} (≤1.10{})", if c <= 1.10 { "" } else { " ✗" })
+        });
+        let top5 = if case.top5_convscope == case.top5_pytorch {
+            "same top-5".to_owned()
+        } else {
+            format!("top-5 {:?} vs {:?}", case.top5_convscope, case.top5_pytorch)
+        };
+        if case.top5_parts_convscope != [0.0; 3] {
+            let [a, b, c] = case.top5_parts_convscope;
+            let [d, e, f] = case.top5_parts_pytorch;
+            line(format!(
+                "    top5 parts (ms): decode {a:.1} / {d:.1} · resize+crop+normalise {b:.1} / {e:.1} · forward+top-5 {c:.1} / {f:.1} (convscope / PyTorch)"
+            ));
+        }
+        line(format!(
+            "    {:.2} GMACs · {:.1} M params · {} nodes · logits max|Δ| {:.1e} · {top5} · check_input {:.0} µs · peak RSS {} / {}{capture}",
+            case.macs as f64 * 1e-9,
+            case.params as f64 * 1e-6,
+            case.nodes,
+            case.logits_max_abs_diff,
+            case.check_input_us,
+            mb(case.peak_rss_convscope),
+            mb(case.peak_rss_pytorch),
+        ));
+    }
+    line(String::new());
+    line(format!(
+        "ratio = median of the per-round ratios convscope/PyTorch (✗: above the issue's target); GFLOP/s = 2 × MACs / median, \
+         convscope/PyTorch (% of the peak of the threads used); page faults = median minor faults per run, convscope/PyTorch; peak RSS convscope / PyTorch over the run: {} / {}",
+        mb(report.peak_rss_convscope),
+        mb(report.peak_rss_pytorch)
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        let s = Stats::of(&[3.0, 1.0, 2.0]).expect("stats");
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        let s = Stats::of(&[4.0, 1.0, 3.0, 2.0]).expect("stats");
+        assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
+        assert_eq!(s.samples, vec![4.0, 1.0, 3.0, 2.0], "the samples stay in run order");
+    }
+
+    #[test]
+    fn spread_is_relative_to_the_median() {
+        let s = Stats::of(&[9.0, 10.0, 12.0]).expect("stats");
+        assert!((s.spread() - 0.3).abs() < 1e-12);
+        assert_eq!(Stats::of(&[5.0]).expect("stats").spread(), 0.0);
+    }
+
+    #[test]
+    fn empty_or_nan_sets_have_no_statistics() {
+        assert!(Stats::of(&[]).is_none());
+        assert!(Stats::of(&[1.0, f64::NAN]).is_none());
+    }
+
+    #[test]
+    fn paired_ratios_pair_rounds_and_skip_zero_times() {
+        assert_eq!(paired_ratios(&[2.0, 3.0, 1.0], &[1.0, 0.0, 2.0]), vec![2.0, 0.5]);
+    }
+
+    #[test]
+    fn flops_per_cycle_follows_the_widest_fma() {
+        let flags = |s: &str| s.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(flops_per_cycle(&flags("sse avx avx2 fma avx512f")).1, 64.0);
+        assert_eq!(flops_per_cycle(&flags("sse avx avx2 fma")).1, 32.0);
+        assert_eq!(flops_per_cycle(&flags("sse avx")).1, 16.0);
+        assert_eq!(flops_per_cycle(&flags("sse")).1, 8.0);
+    }
+
+    #[test]
+    fn dates_are_civil_utc() {
+        // Expected values from Python's datetime.fromtimestamp(s, timezone.utc).
+        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc(951_827_696), "2000-02-29 12:34 UTC");
+        assert_eq!(utc(1_811_457_900), "2027-05-27 22:45 UTC");
+    }
+}
