@@ -48,6 +48,9 @@ pub const DEFAULT_CASES: [&str; 8] = [
 /// The cases of a `--quick` smoke run when none are named.
 pub const QUICK_CASES: [&str; 2] = ["resnet18", "mobilenet_v2"];
 
+/// Untimed pause before each run (see `bench_case`).
+const PAUSE_MS: u64 = 20;
+
 /// What `convscope bench` takes.
 #[derive(Clone, Debug)]
 pub struct BenchArgs {
@@ -685,6 +688,9 @@ fn bench_case(
             let ours_first = round % 2 == 0;
             let mut pair = [(0.0, 0.0); 2];
             for turn in 0..2 {
+                // The other process's OpenMP threads spin a while after their last parallel
+                // region; a short pause lets them sleep before this side's clock starts.
+                std::thread::sleep(std::time::Duration::from_millis(PAUSE_MS));
                 if (turn == 0) == ours_first {
                     pair[0] = time_ours(mode, spec, &model, &x, o.image, &weights).with_context(|| label.clone())?;
                 } else {

@@ -295,7 +295,9 @@ impl Model {
             Op::Linear { bias, .. } => x[0].f_linear(&p[0], bias.then(|| &p[1])),
             Op::Activation(a) => match a {
                 Activation::Relu => x[0].f_relu(),
-                Activation::Relu6 => x[0].f_clamp(0.0, 6.0),
+                // ATen's relu6 (hardtanh underneath): its backward is much cheaper than clamp's,
+                // and its gradient at exactly 0 and 6 is the reference's.
+                Activation::Relu6 => x[0].f_relu6(),
                 Activation::Sigmoid => x[0].f_sigmoid(),
                 Activation::Tanh => x[0].f_tanh(),
                 Activation::HardSigmoid => x[0].f_hardsigmoid(),

@@ -175,7 +175,13 @@ pub fn non_finite(tensors: &[(String, Tensor)]) -> Vec<String> {
     tensors
         .iter()
         .filter(|(_, t)| is_float(t.kind()))
-        .filter(|(_, t)| t.f_isfinite().and_then(|f| f.f_all()).map(|all| all.int64_value(&[]) == 0).unwrap_or(false))
+        .filter(|(_, t)| {
+            // A finite sum means every element is finite; only a non-finite sum (rare, or an
+            // overflow) needs the element-wise check, which allocates a mask per tensor.
+            let sum_finite = t.f_sum(tch::Kind::Double).and_then(|s| s.f_double_value(&[])).map(f64::is_finite);
+            matches!(sum_finite, Ok(false))
+                && t.f_isfinite().and_then(|f| f.f_all()).map(|all| all.int64_value(&[]) == 0).unwrap_or(false)
+        })
         .map(|(k, _)| k.clone())
         .collect()
 }
