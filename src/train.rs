@@ -93,18 +93,23 @@ pub fn batch(digits: &Digits, indices: &[usize]) -> Result<(Tensor, Tensor)> {
     Ok((x, Tensor::from_slice(&labels)))
 }
 
+/// How many rows of `logits` have their highest score at the label.
+fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<i64> {
+    logits
+        .f_argmax(-1, false)
+        .and_then(|predicted| predicted.f_eq_tensor(labels))
+        .and_then(|hits| hits.f_sum(Kind::Int64))
+        .map(|sum| sum.int64_value(&[]))
+        .context(|| "counting correct predictions".into())
+}
+
 /// Fraction of `indices` the model classifies correctly.
 pub fn accuracy(model: &Model, digits: &Digits, indices: &[usize]) -> Result<f64> {
     let mut correct = 0i64;
     for chunk in indices.chunks(500) {
         let (x, y) = batch(digits, chunk)?;
         let logits = model.forward(&x, &RunOptions::default())?;
-        let predicted = logits.f_argmax(-1, false).context(|| "argmax".into())?;
-        correct += predicted
-            .f_eq_tensor(&y)
-            .and_then(|t| t.f_sum(Kind::Int64))
-            .context(|| "counting".into())?
-            .int64_value(&[]);
+        correct += count_correct(&logits, &y)?;
     }
     Ok(correct as f64 / indices.len().max(1) as f64)
 }
@@ -206,12 +211,7 @@ pub fn train(model: &Model, digits: &Digits, config: &TrainConfig, progress: &mu
             adam.update(&trainable, &grads)?;
             let loss_value = loss.f_double_value(&[]).context(|| "loss".into())?;
             loss_sum += loss_value * indices.len() as f64;
-            let predicted = logits.f_argmax(-1, false).context(|| "argmax".into())?;
-            correct += predicted
-                .f_eq_tensor(&y)
-                .and_then(|t| t.f_sum(Kind::Int64))
-                .context(|| "counting".into())?
-                .int64_value(&[]);
+            correct += count_correct(&logits, &y)?;
             seen += indices.len();
             let filled = (b + 1) * 30 / batches;
             let _ = write!(
