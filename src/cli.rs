@@ -244,17 +244,23 @@ fn parse_size(text: &str) -> Result<(i64, i64)> {
     parsed.with_context(|| format!("cannot read input size {text:?}: write HxW, e.g. 224x224"))
 }
 
-fn human(n: i64) -> String {
+/// 1234567 → "1.23 M"; MACs read better rounded than grouped.
+pub fn human_count(n: i64) -> String {
     let n = n as f64;
     if n >= 1e9 {
-        format!("{:.2}G", n / 1e9)
+        format!("{:.2} G", n / 1e9)
     } else if n >= 1e6 {
-        format!("{:.2}M", n / 1e6)
+        format!("{:.2} M", n / 1e6)
     } else if n >= 1e3 {
-        format!("{:.1}k", n / 1e3)
+        format!("{:.1} k", n / 1e3)
     } else {
         format!("{n}")
     }
+}
+
+/// The same without the space, to fit the table columns: "4.09G".
+fn human(n: i64) -> String {
+    human_count(n).replace(' ', "")
 }
 
 /// Digits grouped by thousands, as parameter counts are usually quoted.

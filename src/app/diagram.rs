@@ -8,8 +8,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::picker::human_count;
 use super::{Command, LoadedModel, Runtime, theme};
+use crate::cli::human_count;
 use crate::graph::{BlockId, BlockKind, EdgeKind, Graph, NodeId, Op};
 use crate::shapes::ShapeReport;
 

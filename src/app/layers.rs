@@ -165,8 +165,8 @@ pub fn layers_ui(ui: &mut egui::Ui, settings: &mut Settings, rt: &mut Runtime, c
             ui.weak(format!(
                 "· output {:?} · {} params · {} MACs (native size)",
                 info.shape,
-                super::picker::human_count(info.params),
-                super::picker::human_count(info.macs)
+                crate::cli::human_count(info.params),
+                crate::cli::human_count(info.macs)
             ));
         }
     });

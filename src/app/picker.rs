@@ -77,7 +77,7 @@ fn card_ui(ui: &mut egui::Ui, spec: &ArchSpec, state: &CardState<'_>, commands: 
                     ui.label("MACs");
                     ui.label(format!(
                         "{} at {}×{}×{}",
-                        human_count(shapes.total_macs()),
+                        crate::cli::human_count(shapes.total_macs()),
                         spec.input[0],
                         spec.input[1],
                         spec.input[2]
@@ -160,18 +160,4 @@ fn card_ui(ui: &mut egui::Ui, spec: &ArchSpec, state: &CardState<'_>, commands: 
         _ => {}
     }
     ui.weak(format!("Reference: {}", card.reference));
-}
-
-/// 1234567 → "1.23 M"; MACs read better rounded than grouped.
-pub fn human_count(n: i64) -> String {
-    let n = n as f64;
-    if n >= 1e9 {
-        format!("{:.2} G", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.2} M", n / 1e6)
-    } else if n >= 1e3 {
-        format!("{:.1} k", n / 1e3)
-    } else {
-        format!("{n}")
-    }
 }
