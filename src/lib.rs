@@ -2,7 +2,8 @@
 //!
 //! - `graph`: architectures as graphs of named nodes; `shapes`: static shape inference.
 //! - `executor`: runs a graph (plain, capturing, with gradients); `weights`: safetensors I/O.
-//! - `zoo`: one file per family; `preprocess`: image decoding and transforms.
+//! - `zoo`: one file per family; `preprocess`: image decoding and transforms, `resample`:
+//!   Pillow's resize.
 //! - `manifest`, `store`: the installed weights folder; `train`: LeNet-5 on MNIST digits.
 //! - `engine`: what the CLI, the GUI and the tests share; `cli`, `gui`: the faces.
 
@@ -17,6 +18,7 @@ pub mod graph;
 pub mod gui;
 pub mod manifest;
 pub mod preprocess;
+pub mod resample;
 pub mod shapes;
 pub mod store;
 pub mod train;

@@ -149,7 +149,8 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// torchvision's `Resize(size)`: the shorter side becomes `size`, the longer is truncated.
+/// torchvision's `Resize(size)` on a PIL image: the shorter side becomes `size`, the longer is
+/// truncated, and the pixels are Pillow's.
 fn resize_shorter(rgb: &RgbImage, size: u32, interpolation: Interpolation) -> RgbImage {
     let (w, h) = rgb.dimensions();
     let (new_w, new_h) = if w <= h {
@@ -160,11 +161,7 @@ fn resize_shorter(rgb: &RgbImage, size: u32, interpolation: Interpolation) -> Rg
     if (new_w, new_h) == (w, h) {
         return rgb.clone();
     }
-    let filter = match interpolation {
-        Interpolation::Bilinear => FilterType::Triangle,
-        Interpolation::Bicubic => FilterType::CatmullRom,
-    };
-    image::imageops::resize(rgb, new_w.max(1), new_h.max(1), filter)
+    crate::resample::resize(rgb, new_w, new_h, interpolation)
 }
 
 /// torchvision's `CenterCrop`, padding with zeros when the image is smaller than the crop.
