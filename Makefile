@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON := .venv/bin/python
 
-.PHONY: run test bench bootstrap bootstrap-test fixtures build lint fmt clean-fixtures
+.PHONY: run test bench screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures
 
 run: bootstrap
 	cargo run --release --
@@ -13,6 +13,15 @@ test: bootstrap-test fixtures
 # convscope against PyTorch on the same libtorch, interleaved; a benchmark, never a test.
 bench: bootstrap
 	cargo run --release -- bench $(BENCH_ARGS)
+
+# The README's pictures, rendered headless from the real app (wgpu; Mesa's software Vulkan
+# where there is no GPU) into screenshots/.
+screenshots: bootstrap
+	cargo test --test screenshots -- --ignored --test-threads=1 --nocapture
+
+# The fuzz targets in turn, FUZZ_SECONDS each (default 600); needs `cargo install cargo-fuzz`.
+fuzz: bootstrap
+	fuzz/run.sh $(FUZZ_TARGETS)
 
 bootstrap:
 	@scripts/bootstrap.sh

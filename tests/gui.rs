@@ -311,3 +311,157 @@ fn saved_settings_from_an_older_version_keep_their_defaults() {
     assert_eq!(settings.show_gradients, defaults.show_gradients);
     assert_eq!(settings.theme, defaults.theme);
 }
+
+#[test]
+fn pasting_the_path_of_an_image_opens_it_and_other_text_says_why_not() {
+    let mut harness = harness("lenet5");
+    loaded(&mut harness, "lenet5");
+    // Ctrl+V reaches the app as the clipboard's text; a file manager copies a `file://` URI.
+    let digit = asset("digits/digit_4.png");
+    harness.input_mut().events.push(egui::Event::Paste(format!("file://{}\n", digit.display())));
+    harness.step();
+    predicted(&mut harness, "digit_4.png");
+    assert_eq!(harness.state().settings().image.as_deref(), Some(digit.as_path()), "the path is remembered");
+
+    harness.input_mut().events.push(egui::Event::Paste("just some words".into()));
+    harness.step();
+    step_until(&mut harness, "the message about pasted text", |app| app.message().is_some_and(|m| m.is_error));
+    assert!(harness.query_by_label_contains("The clipboard holds text").is_some(), "the message is on screen");
+
+    harness.input_mut().events.push(egui::Event::Paste("/nonexistent/cat.png".into()));
+    harness.step();
+    step_until(&mut harness, "the message about a missing file", |app| {
+        app.message().is_some_and(|m| m.text.contains("/nonexistent/cat.png"))
+    });
+    assert_eq!(harness.state().prediction().expect("the prediction stays").image.name(), "digit_4.png");
+}
+
+#[test]
+fn a_pasted_image_is_classified_as_its_file_is() {
+    let mut harness = harness("lenet5");
+    loaded(&mut harness, "lenet5");
+    let path = asset("digits/digit_8.png");
+    drop_file(&mut harness, TestFile { path: path.clone(), bytes: None });
+    predicted(&mut harness, "digit_8.png");
+    let from_file = harness.state().prediction().expect("a prediction").top5.clone();
+
+    // What egui-winit hands over when the clipboard holds an image and no text.
+    let rgba = image::open(&path).expect("the digit decodes").to_rgba8();
+    let size = [rgba.width() as usize, rgba.height() as usize];
+    let pasted = egui::ColorImage::from_rgba_unmultiplied(size, rgba.as_raw());
+    harness.input_mut().events.push(egui::Event::PasteImage(Arc::new(pasted)));
+    harness.step();
+    predicted(&mut harness, convscope::app::PASTED_IMAGE);
+    let from_paste = &harness.state().prediction().expect("a prediction").top5;
+    assert_eq!(from_paste.len(), 5);
+    for (a, b) in from_paste.iter().zip(&from_file) {
+        assert_eq!(a.class, b.class, "the same classes in the same order");
+        assert!((a.probability - b.probability).abs() < 1e-6, "{a:?} against {b:?}");
+    }
+    assert_eq!(
+        harness.state().settings().image.as_deref(),
+        Some(path.as_path()),
+        "a pasted image has no path to remember"
+    );
+}
+
+#[test]
+fn the_paste_button_says_what_the_clipboard_gave() {
+    let mut harness = harness("lenet5");
+    loaded(&mut harness, "lenet5");
+    harness.get_by_label("Paste").click_accesskit();
+    harness.step();
+    // Here there is no X server, hence no clipboard; under Xvfb it is empty. Either way a
+    // sentence, and the app goes on.
+    step_until(&mut harness, "the clipboard's answer", |app| {
+        !app.busy() && (app.message().is_some() || app.prediction().is_some())
+    });
+    let state = harness.state();
+    if let Some(message) = state.message() {
+        assert!(message.text.to_lowercase().contains("clipboard"), "{message:?}");
+        assert!(harness.query_by_label_contains(&message.text).is_some(), "the message is on screen");
+    }
+}
+
+#[test]
+fn the_feature_map_grid_exports_as_a_png_at_the_maps_resolution() {
+    let mut harness = harness("lenet5");
+    loaded(&mut harness, "lenet5");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("maps.png");
+    assert!(harness.state().export_feature_maps(&path).is_err(), "nothing to export before an image");
+    drop_file(&mut harness, TestFile { path: asset("digits/digit_5.png"), bytes: None });
+    predicted(&mut harness, "digit_5.png");
+    let first = harness.state().selected_node();
+    step_until(&mut harness, "conv1's feature maps", |app| app.activation_node() == Some(first));
+    assert!(harness.query_by_label("Export PNG…").is_some(), "the grid offers its export");
+
+    let size = harness.state().export_feature_maps(&path).expect("the grid is saved");
+    // conv1's six 28×28 maps: three columns and two rows, two pixels apart.
+    assert_eq!(size, [3 * 28 + 2 * 2, 2 * 28 + 2]);
+    let decoded = image::open(&path).expect("the PNG decodes").to_rgb8();
+    assert_eq!([decoded.width(), decoded.height()], size);
+    let first_map = image::imageops::crop_imm(&decoded, 0, 0, 28, 28).to_image();
+    let second_map = image::imageops::crop_imm(&decoded, 30, 0, 28, 28).to_image();
+    assert_ne!(first_map, second_map, "two channels, two pictures");
+}
+
+#[test]
+fn the_diagram_exports_as_a_png_of_its_canvas() {
+    let mut harness = harness("resnet20");
+    loaded(&mut harness, "resnet20");
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("diagram.png");
+    // The feature maps are shown: there is no diagram to take.
+    harness.state_mut().export_diagram(path.clone());
+    harness.step();
+    assert!(harness.state().message().is_some_and(|m| m.is_error && m.text.contains("Show the diagram")));
+
+    harness.get_by_label("Diagram").click_accesskit();
+    harness.step();
+    harness.step();
+    assert!(harness.query_by_label("Export PNG…").is_some(), "the diagram offers its export");
+    harness.state_mut().export_diagram(path.clone());
+    step_until(&mut harness, "the diagram saved", |app| app.message().is_some_and(|m| m.text.starts_with("Saved")));
+    let decoded = image::open(&path).expect("the PNG decodes").to_rgba8();
+    // The canvas fills the central panel: most of a 1400×900 window, less the side panels.
+    assert!(decoded.width() > 300 && decoded.width() < 1400, "width {}", decoded.width());
+    assert!(decoded.height() > 200 && decoded.height() < 900, "height {}", decoded.height());
+    let colours: std::collections::HashSet<_> = decoded.pixels().map(|p| p.0).collect();
+    assert!(colours.len() > 20, "boxes, text and arcs, not a blank canvas: {} colours", colours.len());
+}
+
+/// eframe's storage as a file holding `text`.
+struct SavedSettings(String);
+
+impl eframe::Storage for SavedSettings {
+    fn get_string(&self, key: &str) -> Option<String> {
+        (key == eframe::APP_KEY).then(|| self.0.clone())
+    }
+
+    fn set_string(&mut self, _key: &str, _value: String) {}
+
+    fn remove_string(&mut self, _key: &str) {}
+
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn corrupt_saved_settings_start_the_app_on_defaults_with_a_notice() {
+    // Written by an older version: a view this one no longer has.
+    let storage: &'static SavedSettings =
+        Box::leak(Box::new(SavedSettings("(arch: Some(\"resnet20\"), central: Table, channel_limit: 9)".into())));
+    let mut harness = Harness::builder().with_size(egui::vec2(1400.0, 900.0)).build_eframe(|cc| {
+        cc.storage = Some(storage);
+        let start = Start { fallback_arch: Some("lenet5".into()), ..Start::default() };
+        App::new(cc, start).expect("the model worker thread starts")
+    });
+    loaded(&mut harness, "lenet5");
+    let notice = harness.state().notice().expect("a notice").to_owned();
+    assert!(notice.contains("saved settings could not be read"), "{notice}");
+    assert!(harness.query_by_label_contains("saved settings could not be read").is_some(), "the notice is on screen");
+    assert_eq!(harness.state().settings().channel_limit, convscope::app::Settings::default().channel_limit);
+    harness.get_by_label("Dismiss this notice").click_accesskit();
+    harness.step();
+    assert!(harness.state().notice().is_none(), "the notice can be dismissed");
+}

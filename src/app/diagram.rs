@@ -51,6 +51,10 @@ pub struct DiagramView {
     scene_rect: egui::Rect,
     fit_requested: bool,
     follow: Option<NodeId>,
+    /// Where the canvas was drawn this frame, in points; `None` when the diagram is hidden.
+    canvas_rect: Option<egui::Rect>,
+    /// Screen points per layout point, as last drawn.
+    zoom: f32,
 }
 
 impl Default for DiagramView {
@@ -62,6 +66,8 @@ impl Default for DiagramView {
             scene_rect: egui::Rect::NOTHING,
             fit_requested: true,
             follow: None,
+            canvas_rect: None,
+            zoom: 1.0,
         }
     }
 }
@@ -73,6 +79,15 @@ impl DiagramView {
 
     pub fn request_fit(&mut self) {
         self.fit_requested = true;
+    }
+
+    /// Called before each frame draws: a diagram not drawn has no canvas to export.
+    pub fn forget_canvas(&mut self) {
+        self.canvas_rect = None;
+    }
+
+    pub fn canvas_rect(&self) -> Option<egui::Rect> {
+        self.canvas_rect
     }
 
     /// Brings a node into view the next time the diagram is drawn.
@@ -186,12 +201,11 @@ fn compute_layout(graph: &Graph, shapes: Option<&ShapeReport>, expanded: &BTreeS
         cursor += FRAME_HEADER * spans.iter().filter(|s| s.1 == r).count() as f32;
         y.push(cursor);
     }
+    let x = columns(&by_row, &row, &edges);
     let mut rects = vec![egui::Rect::NOTHING; units.len()];
     for (r, units_in_row) in by_row.iter().enumerate() {
-        let n = units_in_row.len() as f32;
-        for (c, &u) in units_in_row.iter().enumerate() {
-            let x = (c as f32 - (n - 1.0) / 2.0) * (BOX_SIZE.x + COLUMN_GAP);
-            rects[u] = egui::Rect::from_center_size(egui::pos2(x, y[r]), BOX_SIZE);
+        for &u in units_in_row {
+            rects[u] = egui::Rect::from_center_size(egui::pos2(x[u], y[r]), BOX_SIZE);
         }
     }
     let mut frames = Vec::new();
@@ -228,6 +242,64 @@ fn compute_layout(graph: &Graph, shapes: Option<&ShapeReport>, expanded: &BTreeS
         hovers.push(hover);
     }
     Layout { units, rects, labels, fills, hovers, members, edges, unit_of, frames, bounds }
+}
+
+/// Each unit's x, row by row: under the mean of what feeds it, so a branch keeps its column
+/// from its fork to its merge and a merge sits between its branches; boxes that would
+/// overlap are pushed apart as little as possible. A side branch (an auxiliary classifier)
+/// leans right, so the trunk stays straight.
+fn columns(by_row: &[Vec<usize>], row: &[usize], edges: &[(usize, usize, EdgeKind, NodeId)]) -> Vec<f32> {
+    let spacing = BOX_SIZE.x + COLUMN_GAP;
+    let mut feeds: Vec<Vec<(usize, EdgeKind)>> = vec![Vec::new(); row.len()];
+    for &(from, to, kind, _) in edges {
+        if row[from] < row[to] {
+            feeds[to].push((from, kind));
+        }
+    }
+    let mut x = vec![0.0f32; row.len()];
+    // Fed by auxiliary edges only: on a side branch.
+    let mut aux = vec![false; row.len()];
+    for units in by_row {
+        let mut wanted: Vec<(f32, usize)> = units
+            .iter()
+            .map(|&u| {
+                let from = &feeds[u];
+                let mean = from.iter().map(|&(f, _)| x[f]).sum::<f32>() / from.len().max(1) as f32;
+                aux[u] = !from.is_empty() && from.iter().all(|&(_, kind)| kind == EdgeKind::Aux);
+                // Only where the side branch leaves the trunk; after that it runs straight.
+                let leaves = aux[u] && from.iter().all(|&(f, _)| !aux[f]);
+                (if leaves { mean + spacing } else { mean }, u)
+            })
+            .collect();
+        // Ties keep execution order: a fork's branches stay in the order they were built.
+        wanted.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let placed = spread(&wanted.iter().map(|w| w.0).collect::<Vec<_>>(), spacing);
+        for (&(_, u), px) in wanted.iter().zip(placed) {
+            x[u] = px;
+        }
+    }
+    x
+}
+
+/// Positions as near the wanted ones (sorted) as boxes `spacing` apart allow: boxes that
+/// would touch form a cluster, centred where its members want to be on average.
+fn spread(wanted: &[f32], spacing: f32) -> Vec<f32> {
+    // (first member, members, x of the first)
+    let mut clusters: Vec<(usize, usize, f32)> = Vec::new();
+    for (i, &w) in wanted.iter().enumerate() {
+        clusters.push((i, 1, w));
+        while let [.., (first, count, left), (_, next_count, next_left)] = clusters[..] {
+            if left + count as f32 * spacing <= next_left + 1e-3 {
+                break;
+            }
+            clusters.truncate(clusters.len() - 2);
+            let members = count + next_count;
+            let left = (first..first + members).map(|j| wanted[j] - (j - first) as f32 * spacing).sum::<f32>()
+                / members as f32;
+            clusters.push((first, members, left));
+        }
+    }
+    clusters.iter().flat_map(|&(_, count, left)| (0..count).map(move |j| left + j as f32 * spacing)).collect()
 }
 
 /// A unit's box text, fill colour and hover text.
@@ -290,6 +362,11 @@ pub fn diagram_ui(ui: &mut egui::Ui, rt: &mut Runtime, commands: &mut Vec<Comman
         if ui.button("Expand all").on_hover_text("Open every block down to single ops").clicked() {
             rt.diagram.expanded = (0..model.graph.blocks.len()).collect();
         }
+        if ui.button("Export PNG…").on_hover_text("Save the diagram as it is on screen as a PNG").clicked() {
+            commands.push(Command::ExportDiagram);
+        }
+        ui.weak(format!("zoom {:.0}%", rt.diagram.zoom * 100.0))
+            .on_hover_text("Ctrl+wheel or pinch zooms, dragging pans, F fits");
         ui.separator();
         for (label, color) in theme::legend() {
             let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
@@ -317,12 +394,15 @@ pub fn diagram_ui(ui: &mut egui::Ui, rt: &mut Runtime, commands: &mut Vec<Comman
     let mut toggle = None;
     let mut scene_rect = view.scene_rect;
     let Some(layout) = &view.layout else { return };
-    egui::Frame::canvas(ui.style()).show(ui, |ui| {
+    let canvas = egui::Frame::canvas(ui.style()).show(ui, |ui| {
         egui::Scene::new().zoom_range(0.02..=4.0).show(ui, &mut scene_rect, |ui| {
             toggle = paint_ui(ui, model, layout, selected, &disabled, commands);
         });
     });
     view.scene_rect = scene_rect;
+    let shown = canvas.response.rect;
+    view.zoom = (shown.width() / scene_rect.width()).min(shown.height() / scene_rect.height());
+    view.canvas_rect = Some(shown.intersect(ui.clip_rect()));
     if let Some(block) = toggle
         && !view.expanded.remove(&block)
     {
@@ -407,6 +487,12 @@ fn paint_ui(
                 commands.push(Command::SetResiduals(next));
             }
             [start, start + egui::vec2(bulge, 0.0), end + egui::vec2(bulge, 0.0), end]
+        } else if kind == EdgeKind::Dense && (a.center().x - b.center().x).abs() < 1.0 {
+            // Dense links fan out on the left, nested by length, so every layer of the block
+            // is seen to read every earlier one.
+            let bulge = 10.0 + 0.3 * (b.center().y - a.center().y).abs().min(600.0);
+            let (start, end) = (a.left_center(), b.left_center());
+            [start, start - egui::vec2(bulge, 0.0), end - egui::vec2(bulge, 0.0), end]
         } else {
             let (start, end) = (a.center_bottom(), b.center_top());
             let dy = (end.y - start.y).abs().max(10.0) * 0.5;
@@ -451,6 +537,40 @@ fn paint_ui(
     toggle
 }
 
+/// Saves the part of a window screenshot under `rect` (in points) as a PNG; returns its size
+/// in pixels.
+pub fn save_region_png(
+    screenshot: &egui::ColorImage,
+    rect: egui::Rect,
+    pixels_per_point: f32,
+    path: &std::path::Path,
+) -> Result<[u32; 2], String> {
+    let [width, height] = screenshot.size;
+    // Whole pixels inside the screenshot: a rect reaching past the window edge is cut there.
+    let to_pixels = |v: f32, max: usize| ((v * pixels_per_point).round().max(0.0) as usize).min(max);
+    let (x0, x1) = (to_pixels(rect.min.x, width), to_pixels(rect.max.x, width));
+    let (y0, y1) = (to_pixels(rect.min.y, height), to_pixels(rect.max.y, height));
+    if x1 <= x0 || y1 <= y0 {
+        return Err("Could not export the diagram: it is not on screen".into());
+    }
+    let (w, h) = (x1 - x0, y1 - y0);
+    let mut rgba = Vec::with_capacity(w * h * 4);
+    for row in y0..y1 {
+        let line = screenshot
+            .pixels
+            .get(row * width + x0..row * width + x1)
+            .ok_or("Could not export the diagram: the screenshot is smaller than it says")?;
+        rgba.extend(line.iter().flat_map(|c| c.to_srgba_unmultiplied()));
+    }
+    let size = [w as u32, h as u32];
+    let image = image::RgbaImage::from_raw(size[0], size[1], rgba)
+        .ok_or("Could not export the diagram: the screenshot has the wrong size")?;
+    image
+        .save_with_format(path, image::ImageFormat::Png)
+        .map_err(|e| format!("Could not save {}: {e}", path.display()))?;
+    Ok(size)
+}
+
 /// The end of a dotted name, so it fits its box (the frame around it, or the hover, gives the
 /// rest): parts are taken from the end until they say something (`transition2.norm`,
 /// `layer1.0.conv1`, `block.0.0`).
@@ -472,7 +592,69 @@ fn short(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::short;
+    use std::sync::Arc;
+
+    use super::*;
+
+    /// The layout of an architecture with some blocks opened, and a unit's x by node name.
+    fn laid_out(arch: &str, open: &[&str]) -> (Arc<Graph>, Layout) {
+        let graph = crate::zoo::find(arch).expect("a known architecture").graph();
+        let mut expanded = default_expanded(&graph);
+        for name in open {
+            let block = graph.blocks.iter().position(|b| b.name == *name).expect("a block of that name");
+            expanded.insert(block);
+        }
+        let layout = compute_layout(&graph, None, &expanded);
+        (graph, layout)
+    }
+
+    fn x_of(graph: &Graph, layout: &Layout, node: &str) -> f32 {
+        let id = graph.nodes.iter().position(|n| n.name == node).expect("a node of that name");
+        layout.rects[layout.unit_of[id]].center().x
+    }
+
+    #[test]
+    fn inception_branches_keep_their_columns_and_merge_in_the_middle() {
+        let (graph, layout) = laid_out("inception_v3", &["Mixed_5b", "AuxLogits"]);
+        let x = |node: &str| x_of(&graph, &layout, node);
+        let branches = [
+            ["Mixed_5b.branch5x5_1.conv", "Mixed_5b.branch5x5_1.relu", "Mixed_5b.branch5x5_2.relu"],
+            ["Mixed_5b.branch3x3dbl_1.conv", "Mixed_5b.branch3x3dbl_2.conv", "Mixed_5b.branch3x3dbl_3.relu"],
+            ["Mixed_5b.pool", "Mixed_5b.branch_pool.conv", "Mixed_5b.branch_pool.relu"],
+        ];
+        let mut columns = vec![x("Mixed_5b.branch1x1.conv")];
+        for branch in branches {
+            assert!(branch.iter().all(|n| x(n) == x(branch[0])), "{branch:?} stays in one column");
+            columns.push(x(branch[0]));
+        }
+        assert!(columns.windows(2).all(|w| w[1] - w[0] >= BOX_SIZE.x), "four columns side by side: {columns:?}");
+        // The fork and the concatenation sit on the trunk, between the branches.
+        let trunk = x("maxpool2");
+        assert!((x("Mixed_5b.concat") - trunk).abs() < 1e-3);
+        assert!((columns.iter().sum::<f32>() / 4.0 - trunk).abs() < 1e-3, "branches centred under the fork");
+        assert!((x("Mixed_5c.concat") - trunk).abs() < 1e-3, "the trunk goes on straight");
+        assert!(x("AuxLogits.pool") > x("Mixed_7a.concat"), "the auxiliary classifier leans aside");
+        assert_eq!(x("AuxLogits.fc"), x("AuxLogits.pool"), "and runs straight");
+        assert!((x("fc") - trunk).abs() < 1e-3, "and the trunk stays straight past it");
+    }
+
+    #[test]
+    fn a_projection_shortcut_does_not_push_the_trunk_aside() {
+        let (graph, layout) = laid_out("resnet50", &["layer1.0", "layer2.0"]);
+        let x = |node: &str| x_of(&graph, &layout, node);
+        let trunk = x("maxpool");
+        assert!(x("layer1.0.conv1") < x("layer1.0.downsample.0"), "the projection runs beside the body");
+        assert!((x("layer1.0.add") - trunk).abs() < 1e-3);
+        assert!((x("layer2.0.add") - trunk).abs() < 1e-3);
+        assert!((x("fc") - trunk).abs() < 1e-3);
+    }
+
+    #[test]
+    fn spread_keeps_wanted_places_and_pushes_overlaps_apart() {
+        assert_eq!(spread(&[0.0, 100.0], 10.0), [0.0, 100.0]);
+        assert_eq!(spread(&[5.0, 5.0, 5.0], 10.0), [-5.0, 5.0, 15.0]);
+        assert_eq!(spread(&[0.0, 0.0, 30.0, 31.0], 10.0), [-5.0, 5.0, 25.5, 35.5]);
+    }
 
     #[test]
     fn short_names_keep_the_telling_end() {

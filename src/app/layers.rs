@@ -107,6 +107,28 @@ impl ActivationView {
         self.channel_stats.len()
     }
 
+    /// The channels the grid shows, in its order.
+    pub fn shown(&self, sort_by_mean: bool, first: usize, limit: usize) -> Vec<usize> {
+        let channels = self.channels();
+        let first = first.min(channels.saturating_sub(1));
+        let take = limit.max(1);
+        if sort_by_mean {
+            self.by_mean.iter().copied().skip(first).take(take).collect()
+        } else {
+            (first..channels).take(take).collect()
+        }
+    }
+
+    /// One channel's map in the colour map, stretched over the channel's range or the
+    /// layer's: what the grid draws and what its export writes.
+    fn channel_colors(&self, channel: usize, per_channel: bool) -> Option<Vec<egui::Color32>> {
+        let (_, h, w) = self.spatial?;
+        let plane = self.data.values.get(channel * h * w..(channel + 1) * h * w)?;
+        let stats = if per_channel { self.channel_stats.get(channel)? } else { &self.layer_stats };
+        let range = stats.max - stats.min;
+        Some(plane.iter().map(|&v| theme::viridis(if range > 0.0 { (v - stats.min) / range } else { 0.5 })).collect())
+    }
+
     fn texture(&mut self, ctx: &egui::Context, channel: usize, per_channel: bool) -> Option<egui::TextureHandle> {
         let (_, h, w) = self.spatial?;
         if per_channel != self.textures_per_channel {
@@ -116,17 +138,40 @@ impl ActivationView {
         if let Some(texture) = self.textures.get(&channel) {
             return Some(texture.clone());
         }
-        let plane = self.data.values.get(channel * h * w..(channel + 1) * h * w)?;
-        let stats = if per_channel { self.channel_stats.get(channel)? } else { &self.layer_stats };
-        let range = stats.max - stats.min;
-        let pixels =
-            plane.iter().map(|&v| theme::viridis(if range > 0.0 { (v - stats.min) / range } else { 0.5 })).collect();
-        let image = egui::ColorImage::new([w, h], pixels);
+        let image = egui::ColorImage::new([w, h], self.channel_colors(channel, per_channel)?);
         let name = format!("activation_{}_{channel}", self.data.node);
         let texture = ctx.load_texture(name, image, egui::TextureOptions::NEAREST);
         self.textures.insert(channel, texture.clone());
         Some(texture)
     }
+}
+
+/// Pixels between maps in an exported grid.
+const GRID_GAP: u32 = 2;
+
+/// The grid as one picture at the maps' own resolution, one pixel per value, in rows of
+/// about equal count and length; `None` for a flat output.
+pub fn grid_image(activation: &ActivationView, channels: &[usize], per_channel: bool) -> Option<image::RgbImage> {
+    let (_, h, w) = activation.spatial?;
+    let count = channels.len().max(1);
+    // Columns so the picture comes out about square whatever the maps' aspect.
+    let columns = ((count as f64 * h as f64 / w.max(1) as f64).sqrt().ceil() as usize).clamp(1, count);
+    let rows = count.div_ceil(columns);
+    let (w32, h32) = (u32::try_from(w).ok()?, u32::try_from(h).ok()?);
+    let width = columns as u32 * (w32 + GRID_GAP) - GRID_GAP;
+    let height = rows as u32 * (h32 + GRID_GAP) - GRID_GAP;
+    let [r, g, b, _] = theme::EXPORT_GAP.to_array();
+    let mut grid = image::RgbImage::from_pixel(width, height, image::Rgb([r, g, b]));
+    for (i, &channel) in channels.iter().enumerate() {
+        let colors = activation.channel_colors(channel, per_channel)?;
+        let x0 = (i % columns) as u32 * (w32 + GRID_GAP);
+        let y0 = (i / columns) as u32 * (h32 + GRID_GAP);
+        for (j, color) in colors.iter().enumerate() {
+            let (x, y) = ((j % w) as u32, (j / w) as u32);
+            grid.put_pixel(x0 + x, y0 + y, image::Rgb([color.r(), color.g(), color.b()]));
+        }
+    }
+    Some(grid)
 }
 
 pub fn layers_ui(ui: &mut egui::Ui, settings: &mut Settings, rt: &mut Runtime, commands: &mut Vec<Command>) {
@@ -191,13 +236,13 @@ pub fn layers_ui(ui: &mut egui::Ui, settings: &mut Settings, rt: &mut Runtime, c
         }
     });
     if activation.spatial.is_some() {
-        feature_maps_ui(ui, settings, layers);
+        feature_maps_ui(ui, settings, layers, commands);
     } else {
         flat_output_ui(ui, activation);
     }
 }
 
-fn feature_maps_ui(ui: &mut egui::Ui, settings: &mut Settings, layers: &mut LayerView) {
+fn feature_maps_ui(ui: &mut egui::Ui, settings: &mut Settings, layers: &mut LayerView, commands: &mut Vec<Command>) {
     let Some(activation) = &mut layers.activation else { return };
     let channels = activation.channels();
     ui.horizontal_wrapped(|ui| {
@@ -207,14 +252,27 @@ fn feature_maps_ui(ui: &mut egui::Ui, settings: &mut Settings, layers: &mut Laye
             .on_hover_text("One range for the whole layer: maps compare");
         ui.checkbox(&mut layers.sort_by_mean, "sort by mean");
         let label = ui.label("show");
-        ui.add(egui::DragValue::new(&mut settings.channel_limit).range(1..=channels.max(1)))
+        // Shown within this layer's count, kept as set: a 32-channel layer must not cut the
+        // limit the user chose for the 672-channel one after it.
+        let mut limit = settings.channel_limit.min(channels.max(1));
+        let response = ui
+            .add(egui::DragValue::new(&mut limit).range(1..=channels.max(1)))
             .labelled_by(label.id)
             .on_hover_text("How many channels to show");
+        if response.changed() {
+            settings.channel_limit = limit;
+        }
         let label = ui.label("from");
         ui.add(egui::DragValue::new(&mut layers.first_channel).range(0..=channels.saturating_sub(1)))
             .labelled_by(label.id)
             .on_hover_text("First channel shown (in the current order)");
         ui.weak(format!("of {channels}"));
+        let export = ui
+            .button("Export PNG…")
+            .on_hover_text("Save the maps shown (same channels, order and scale) as one PNG, one pixel per value");
+        if export.clicked() {
+            commands.push(Command::ExportFeatureMaps);
+        }
     });
     scale_ui(ui, settings.per_channel, &activation.layer_stats);
 
@@ -244,9 +302,7 @@ fn feature_maps_ui(ui: &mut egui::Ui, settings: &mut Settings, layers: &mut Laye
         ui.separator();
     }
 
-    let order: Vec<usize> = if layers.sort_by_mean { activation.by_mean.clone() } else { (0..channels).collect() };
-    let first = layers.first_channel.min(channels.saturating_sub(1));
-    let shown: Vec<usize> = order.into_iter().skip(first).take(settings.channel_limit.max(1)).collect();
+    let shown = activation.shown(layers.sort_by_mean, layers.first_channel, settings.channel_limit);
     let (_, h, w) = activation.spatial.unwrap_or((0, 1, 1));
     let cell_width = 80.0f32;
     let cell = egui::vec2(cell_width, cell_width * h as f32 / w.max(1) as f32);
@@ -336,4 +392,75 @@ fn flat_output_ui(ui: &mut egui::Ui, activation: &ActivationView) {
         .x_axis_label("index")
         .y_axis_label("value")
         .show(ui, |plot| plot.bar_chart(egui_plot::BarChart::new("values", bars).color(theme::ACCENT)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three 4×5 maps: a ramp rising left to right, the same ramp falling, and a constant
+    /// ten times larger.
+    fn activation() -> ActivationView {
+        let (h, w) = (4usize, 5usize);
+        let mut values = Vec::new();
+        for channel in 0..3 {
+            for _ in 0..h {
+                for x in 0..w {
+                    values.push(match channel {
+                        0 => x as f32,
+                        1 => (w - 1 - x) as f32,
+                        _ => 40.0,
+                    });
+                }
+            }
+        }
+        ActivationView::new(ActivationData { arch: "test", node: 7, shape: vec![3, h as i64, w as i64], values })
+    }
+
+    fn rgb(color: egui::Color32) -> image::Rgb<u8> {
+        image::Rgb([color.r(), color.g(), color.b()])
+    }
+
+    #[test]
+    fn the_exported_grid_is_the_maps_at_their_own_resolution() {
+        let activation = activation();
+        let shown = activation.shown(false, 0, 64);
+        assert_eq!(shown, [0, 1, 2]);
+        let grid = grid_image(&activation, &shown, true).expect("a spatial output has a grid");
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let path = dir.path().join("maps.png");
+        grid.save_with_format(&path, image::ImageFormat::Png).expect("the PNG is written");
+        let decoded = image::open(&path).expect("the PNG decodes").to_rgb8();
+        // Three 5×4 maps make two columns and two rows, two pixels apart.
+        assert_eq!(decoded.dimensions(), (5 + GRID_GAP + 5, 4 + GRID_GAP + 4));
+        assert_eq!(decoded, grid);
+        let (x1, y1) = (5 + GRID_GAP, 4 + GRID_GAP);
+        // Per channel, the rising ramp starts dark and the falling one bright.
+        assert_eq!(*decoded.get_pixel(0, 0), rgb(theme::viridis(0.0)));
+        assert_eq!(*decoded.get_pixel(4, 3), rgb(theme::viridis(1.0)));
+        assert_eq!(*decoded.get_pixel(x1, 0), rgb(theme::viridis(1.0)));
+        assert_eq!(*decoded.get_pixel(x1 + 4, 0), rgb(theme::viridis(0.0)));
+        assert_ne!(decoded.get_pixel(1, 1), decoded.get_pixel(x1 + 1, 1), "channels differ");
+        // A constant map has no range of its own: the middle of the scale.
+        assert_eq!(*decoded.get_pixel(0, y1), rgb(theme::viridis(0.5)));
+        assert_eq!(*decoded.get_pixel(x1, y1), rgb(theme::EXPORT_GAP), "the fourth cell is empty");
+        assert_eq!(*decoded.get_pixel(5, 0), rgb(theme::EXPORT_GAP), "maps are set apart");
+    }
+
+    #[test]
+    fn the_exported_grid_follows_the_views_order_and_normalisation() {
+        let activation = activation();
+        // Per layer, the ramps span 0..4 of a 0..40 range and the constant is the top.
+        let grid = grid_image(&activation, &[0, 1, 2], false).expect("a grid");
+        assert_eq!(*grid.get_pixel(0, 4 + GRID_GAP), rgb(theme::viridis(1.0)));
+        assert_eq!(*grid.get_pixel(4, 0), rgb(theme::viridis(0.1)));
+        // Sorted by mean, the constant comes first; `from` and `show` cut the list.
+        assert_eq!(activation.shown(true, 0, 64), [2, 0, 1]);
+        assert_eq!(activation.shown(true, 1, 1), [0]);
+        let single = grid_image(&activation, &activation.shown(true, 0, 1), true).expect("a grid");
+        assert_eq!(single.dimensions(), (5, 4));
+        let flat =
+            ActivationView::new(ActivationData { arch: "test", node: 0, shape: vec![10], values: vec![0.0; 10] });
+        assert!(grid_image(&flat, &[0], true).is_none(), "a flat output has no grid");
+    }
 }

@@ -38,6 +38,10 @@ use worker::{ImageInput, Payload, Reply, Request, RequestKind, WorkerHandle};
 
 /// How long the play button shows each node.
 const PLAY_STEP: Duration = Duration::from_millis(600);
+/// How long a diagram export waits for the window's screenshot before giving up.
+const SCREENSHOT_TIMEOUT_S: f64 = 5.0;
+/// The name a pasted image goes by.
+pub const PASTED_IMAGE: &str = "pasted image";
 
 /// What is kept between runs.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -55,6 +59,29 @@ pub struct Settings {
     pub per_channel: bool,
     /// How many channels the grid shows at most.
     pub channel_limit: usize,
+}
+
+impl Settings {
+    /// The settings eframe saved, or the defaults with a notice for the user when they
+    /// cannot be read: a damaged file, or one written by a version whose settings this one
+    /// does not understand. Either way the app starts.
+    pub fn from_storage(storage: Option<&dyn eframe::Storage>) -> (Self, Option<String>) {
+        let Some(saved) = storage.and_then(|s| s.get_string(eframe::APP_KEY)) else {
+            return (Self::default(), None);
+        };
+        // eframe writes them as RON (`eframe::set_value`); reading them here rather than
+        // through `eframe::get_value` keeps the reason, which that function only logs.
+        match ron::from_str::<Self>(&saved) {
+            Ok(settings) => (settings, None),
+            Err(e) => (
+                Self::default(),
+                Some(format!(
+                    "The saved settings could not be read ({e}), perhaps from another version of \
+                     convscope: the defaults are used and replace them on exit."
+                )),
+            ),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -142,6 +169,10 @@ pub enum Command {
     SetDevice(DeviceChoice),
     OpenImage(ImageInput),
     OpenDialog,
+    /// What Ctrl+V or the clipboard thread brought: an image, or a file to open.
+    Paste(Pasted),
+    /// Reads the system clipboard on its own thread (the Paste button).
+    PasteClipboard,
     SelectNode(NodeId),
     StepNode(i64),
     TogglePlay,
@@ -153,7 +184,35 @@ pub enum Command {
     FetchWeights(&'static str),
     /// Saves the gradient table through a file dialog.
     ExportGradients,
+    /// Saves the feature-map grid as shown, as a PNG, through a file dialog.
+    ExportFeatureMaps,
+    /// Saves the diagram as it is on screen, as a PNG, through a file dialog.
+    ExportDiagram,
     DismissMessage,
+    DismissNotice,
+}
+
+/// Something pasted.
+#[derive(Clone, Debug)]
+pub enum Pasted {
+    Image(ImageInput),
+    /// Text, which may name an image file (a path, or a file manager's `file://` URI).
+    Text(String),
+    /// Files copied in a file manager; the first is opened.
+    Files(Vec<PathBuf>),
+}
+
+/// A diagram export on its way: the window renders, then hands over its pixels.
+enum DiagramExport {
+    Requested(PathBuf),
+    Waiting {
+        path: PathBuf,
+        /// The diagram's canvas, in points.
+        rect: egui::Rect,
+        pixels_per_point: f32,
+        since_s: f64,
+        receiver: Receiver<Arc<egui::ColorImage>>,
+    },
 }
 
 /// A sentence for the user, shown in a banner until dismissed or replaced.
@@ -198,6 +257,8 @@ pub struct Runtime {
     pub image: Option<ImageInput>,
     pub prediction: Option<prediction::PredictionView>,
     pub message: Option<Message>,
+    /// Said once at start-up (saved settings replaced); model loads do not replace it.
+    pub notice: Option<String>,
     pub layers: layers::LayerView,
     pub gradients: gradients::GradientView,
     pub diagram: diagram::DiagramView,
@@ -213,6 +274,9 @@ pub struct Runtime {
     wants_gradients: bool,
     /// A weights download in progress: the architecture and where its outcome arrives.
     pub fetching: Option<(&'static str, Receiver<Result<String, String>>)>,
+    /// A clipboard read in progress (the Paste button).
+    pasting: Option<Receiver<Result<Pasted, String>>>,
+    diagram_export: Option<DiagramExport>,
 }
 
 pub struct App {
@@ -222,12 +286,8 @@ pub struct App {
 
 impl App {
     pub fn new(cc: &eframe::CreationContext<'_>, start: Start) -> std::io::Result<Self> {
-        let saved: Option<Settings> = if start.ignore_storage {
-            None
-        } else {
-            cc.storage.and_then(|storage| eframe::get_value(storage, eframe::APP_KEY))
-        };
-        let mut settings = saved.unwrap_or_default();
+        let (mut settings, notice) =
+            if start.ignore_storage { (Settings::default(), None) } else { Settings::from_storage(cc.storage) };
         let ctx = cc.egui_ctx.clone();
         let worker = WorkerHandle::spawn(move || ctx.request_repaint())?;
         let cuda_available = tch::Cuda::is_available();
@@ -246,6 +306,7 @@ impl App {
                 image: None,
                 prediction: None,
                 message: None,
+                notice,
                 layers: layers::LayerView::default(),
                 gradients: gradients::GradientView::default(),
                 diagram: diagram::DiagramView::default(),
@@ -257,6 +318,8 @@ impl App {
                 theme_changed: false,
                 wants_gradients: false,
                 fetching: None,
+                pasting: None,
+                diagram_export: None,
             },
         };
         let known = |id: &Option<String>| id.as_deref().and_then(|id| zoo::all().into_iter().find(|s| s.id == id));
@@ -305,6 +368,10 @@ impl App {
         self.runtime.message.as_ref()
     }
 
+    pub fn notice(&self) -> Option<&str> {
+        self.runtime.notice.as_deref()
+    }
+
     pub fn selected_node(&self) -> NodeId {
         self.runtime.layers.selected
     }
@@ -328,7 +395,27 @@ impl App {
 
     /// Whether the worker still owes an answer.
     pub fn busy(&self) -> bool {
-        self.runtime.worker.any_pending() || self.runtime.pending_image.is_some() || self.runtime.fetching.is_some()
+        let rt = &self.runtime;
+        rt.worker.any_pending() || rt.pending_image.is_some() || rt.fetching.is_some() || rt.pasting.is_some()
+    }
+
+    /// Writes the feature-map grid as it is shown (channels, order, normalisation) to `path`
+    /// as a PNG at the maps' own resolution; returns its size in pixels.
+    pub fn export_feature_maps(&self, path: &Path) -> Result<[u32; 2], String> {
+        let rt = &self.runtime;
+        let activation = rt.layers.activation.as_ref().ok_or("no feature maps are shown yet")?;
+        let shown = activation.shown(rt.layers.sort_by_mean, rt.layers.first_channel, self.settings.channel_limit);
+        let grid = layers::grid_image(activation, &shown, self.settings.per_channel)
+            .ok_or("this node's output is not spatial: there is no grid to export")?;
+        grid.save_with_format(path, image::ImageFormat::Png)
+            .map_err(|e| format!("Could not save {}: {e}", path.display()))?;
+        Ok([grid.width(), grid.height()])
+    }
+
+    /// Saves the diagram as drawn to `path` as a PNG, from a screenshot of the next frame;
+    /// the outcome arrives as the message.
+    pub fn export_diagram(&mut self, path: PathBuf) {
+        self.runtime.diagram_export = Some(DiagramExport::Requested(path));
     }
 
     fn facts(&mut self, id: &'static str) -> Option<&ArchFacts> {
@@ -379,6 +466,27 @@ impl App {
                 } else {
                     // The model is still loading: run the image once it is ready.
                     rt.pending_image = Some(image);
+                }
+            }
+            Command::Paste(pasted) => match image_from_pasted(pasted) {
+                Ok(image) => self.apply_one(Command::OpenImage(image)),
+                Err(text) => rt.message = Some(Message { text, is_error: true }),
+            },
+            Command::PasteClipboard => {
+                if rt.pasting.is_some() {
+                    return;
+                }
+                let (sender, receiver) = sync_channel(1);
+                let spawned = std::thread::Builder::new().name("convscope-clipboard".into()).spawn(move || {
+                    // The window may have closed meanwhile; nobody is left to tell.
+                    let _ = sender.send(read_clipboard());
+                });
+                match spawned {
+                    Ok(_) => rt.pasting = Some(receiver),
+                    Err(e) => {
+                        rt.message =
+                            Some(Message { text: format!("Could not read the clipboard: {e}"), is_error: true })
+                    }
                 }
             }
             Command::OpenDialog => {
@@ -465,7 +573,91 @@ impl App {
                     });
                 }
             }
+            Command::ExportFeatureMaps => {
+                let (Some(model), Some(activation)) = (&rt.model, &rt.layers.activation) else { return };
+                let name = model.graph.nodes.get(activation.data.node).map_or("node", |n| n.name.as_str());
+                // rfd returns at once with None where no desktop portal runs.
+                let picked = rfd::FileDialog::new()
+                    .set_file_name(format!("{}_{name}_maps.png", model.spec.id))
+                    .add_filter("PNG", &["png"])
+                    .save_file();
+                if let Some(path) = picked {
+                    let text = self.export_feature_maps(&path);
+                    self.runtime.message = Some(saved_message(&path, text));
+                }
+            }
+            Command::ExportDiagram => {
+                let Some(model) = &rt.model else { return };
+                let picked = rfd::FileDialog::new()
+                    .set_file_name(format!("{}_diagram.png", model.spec.id))
+                    .add_filter("PNG", &["png"])
+                    .save_file();
+                if let Some(path) = picked {
+                    self.export_diagram(path);
+                }
+            }
             Command::DismissMessage => rt.message = None,
+            Command::DismissNotice => rt.notice = None,
+        }
+    }
+
+    /// The clipboard's content, once the Paste button's thread has read it.
+    fn receive_paste(&mut self) -> Vec<Command> {
+        let Some(receiver) = &self.runtime.pasting else { return Vec::new() };
+        let outcome = match receiver.try_recv() {
+            Ok(outcome) => outcome,
+            Err(TryRecvError::Empty) => return Vec::new(),
+            Err(TryRecvError::Disconnected) => Err("reading the clipboard stopped unexpectedly".into()),
+        };
+        self.runtime.pasting = None;
+        match outcome {
+            Ok(pasted) => vec![Command::Paste(pasted)],
+            Err(text) => {
+                self.runtime.message = Some(Message { text, is_error: true });
+                Vec::new()
+            }
+        }
+    }
+
+    /// Asks the window for a screenshot once the diagram is drawn, and saves its canvas when
+    /// the pixels arrive.
+    fn diagram_export_frame(&mut self, ctx: &egui::Context) {
+        let rt = &mut self.runtime;
+        let Some(export) = rt.diagram_export.take() else { return };
+        let now_s = ctx.input(|i| i.time);
+        match export {
+            DiagramExport::Requested(path) => {
+                let Some(rect) = rt.diagram.canvas_rect() else {
+                    let text = "Show the diagram to export it".to_owned();
+                    rt.message = Some(Message { text, is_error: true });
+                    return;
+                };
+                let (sender, receiver) = sync_channel(1);
+                let repaint = ctx.clone();
+                ctx.request_screenshot(move |image| {
+                    // The export may have been given up meanwhile.
+                    let _ = sender.send(image);
+                    repaint.request_repaint();
+                });
+                let pixels_per_point = ctx.pixels_per_point();
+                rt.diagram_export =
+                    Some(DiagramExport::Waiting { path, rect, pixels_per_point, since_s: now_s, receiver });
+            }
+            DiagramExport::Waiting { path, rect, pixels_per_point, since_s, receiver } => match receiver.try_recv() {
+                Ok(image) => {
+                    let saved = diagram::save_region_png(&image, rect, pixels_per_point, &path);
+                    rt.message = Some(saved_message(&path, saved));
+                }
+                Err(TryRecvError::Empty) if now_s - since_s < SCREENSHOT_TIMEOUT_S => {
+                    ctx.request_repaint_after(Duration::from_millis(100));
+                    rt.diagram_export =
+                        Some(DiagramExport::Waiting { path, rect, pixels_per_point, since_s, receiver });
+                }
+                Err(_) => {
+                    let text = "Could not export the diagram: the window gave no screenshot".to_owned();
+                    rt.message = Some(Message { text, is_error: true });
+                }
+            },
         }
     }
 
@@ -678,6 +870,22 @@ impl App {
         vec![Command::OpenImage(image)]
     }
 
+    /// Ctrl+V: egui's integration reads the clipboard and hands over an image or text.
+    fn pasted(ctx: &egui::Context) -> Vec<Command> {
+        // A focused text field (the picker's filter) takes pasted text as text.
+        if ctx.text_edit_focused() {
+            return Vec::new();
+        }
+        let pasted = ctx.input(|i| {
+            i.events.iter().rev().find_map(|event| match event {
+                egui::Event::PasteImage(image) => Some(Pasted::Image(image_input_from_color(image))),
+                egui::Event::Paste(text) => Some(Pasted::Text(text.clone())),
+                _ => None,
+            })
+        });
+        pasted.map(Command::Paste).into_iter().collect()
+    }
+
     fn play(&mut self, ctx: &egui::Context) -> Vec<Command> {
         if !self.runtime.playing {
             return Vec::new();
@@ -699,6 +907,12 @@ impl App {
             ui.separator();
             if ui.button("Open…").on_hover_text("Open an image file (Ctrl+O); or drop one on the window").clicked() {
                 commands.push(Command::OpenDialog);
+            }
+            let paste = ui.button("Paste").on_hover_text(
+                "Classify the image on the clipboard, or open the image file whose path is copied (Ctrl+V)",
+            );
+            if paste.clicked() {
+                commands.push(Command::PasteClipboard);
             }
             ui.menu_button("Samples", |ui| {
                 for (label, path) in sample_images() {
@@ -741,12 +955,27 @@ impl App {
             ui.horizontal(|ui| {
                 let color = if message.is_error { ui.visuals().error_fg_color } else { ui.visuals().warn_fg_color };
                 ui.colored_label(color, &message.text);
-                if ui.small_button("×").on_hover_text("Dismiss this message").clicked() {
+                if dismiss_button_ui(ui, "Dismiss this message").clicked() {
                     commands.push(Command::DismissMessage);
                 }
             });
         }
+        if let Some(notice) = &runtime.notice {
+            ui.horizontal(|ui| {
+                ui.colored_label(ui.visuals().warn_fg_color, notice);
+                if dismiss_button_ui(ui, "Dismiss this notice").clicked() {
+                    commands.push(Command::DismissNotice);
+                }
+            });
+        }
     }
+}
+
+/// A small "×", named for screen readers and tests by what it dismisses.
+fn dismiss_button_ui(ui: &mut egui::Ui, what: &str) -> egui::Response {
+    let response = ui.small_button("×");
+    response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, what));
+    response.on_hover_text(what)
 }
 
 fn status_text(worker: &WorkerHandle) -> &'static str {
@@ -762,6 +991,110 @@ fn status_text(worker: &WorkerHandle) -> &'static str {
         "reading the layer…"
     } else {
         "waiting for the model…"
+    }
+}
+
+fn saved_message(path: &Path, saved: Result<[u32; 2], String>) -> Message {
+    match saved {
+        Ok([w, h]) => Message { text: format!("Saved {} ({w}×{h} pixels)", path.display()), is_error: false },
+        Err(text) => Message { text, is_error: true },
+    }
+}
+
+/// egui's pasted image (premultiplied colours) as the worker takes pixels.
+fn image_input_from_color(image: &egui::ColorImage) -> ImageInput {
+    let rgba: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_srgba_unmultiplied()).collect();
+    let [w, h] = image.size.map(|s| u32::try_from(s).unwrap_or(u32::MAX));
+    ImageInput::Pixels { name: PASTED_IMAGE.to_owned(), size: [w, h], rgba: rgba.into() }
+}
+
+/// What a paste opens, or why it opens nothing.
+fn image_from_pasted(pasted: Pasted) -> Result<ImageInput, String> {
+    let path = match pasted {
+        Pasted::Image(image) => return Ok(image),
+        Pasted::Files(files) => files.into_iter().next().ok_or("The clipboard names no file")?,
+        Pasted::Text(text) => path_from_pasted_text(&text)
+            .ok_or_else(|| "The clipboard holds text, not an image nor the path of an image file".to_owned())?,
+    };
+    if path.is_file() {
+        Ok(ImageInput::Path(path))
+    } else {
+        Err(format!("Pasted {}, which is not a file", path.display()))
+    }
+}
+
+/// The path a pasted text names: its first line, unquoted, a `file://` URI decoded, `~`
+/// expanded. Text that cannot be a path (several words on lines, nothing) gives `None`.
+pub fn path_from_pasted_text(text: &str) -> Option<PathBuf> {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let line = line.trim_matches(|c| c == '"' || c == '\'');
+    if let Some(uri) = line.strip_prefix("file://") {
+        // `file:///home/me/cat%20photo.png`, or with a host: `file://localhost/…`.
+        let path = uri.strip_prefix("localhost").unwrap_or(uri);
+        return path.starts_with('/').then(|| PathBuf::from(percent_decoded(path)));
+    }
+    if let Some(rest) = line.strip_prefix("~/")
+        && let Some(home) = std::env::var_os("HOME")
+    {
+        return Some(Path::new(&home).join(rest));
+    }
+    let extension = Path::new(line).extension().and_then(|e| e.to_str()).unwrap_or("");
+    let has_extension = (1..=5).contains(&extension.len()) && extension.chars().all(char::is_alphanumeric);
+    let looks_like_a_path = line.contains(['/', '\\']) || has_extension;
+    looks_like_a_path.then(|| PathBuf::from(line))
+}
+
+/// `%20` and friends back to bytes; a malformed escape stays as it is.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The system clipboard, read off the UI thread: an X11 owner that is slow to answer must
+/// not freeze the window. Every failure is a sentence for the user.
+fn read_clipboard() -> Result<Pasted, String> {
+    let mut clipboard = arboard::Clipboard::new().map_err(|e| format!("No clipboard to paste from: {e}"))?;
+    match clipboard.get_image() {
+        Ok(image) => {
+            let size = [u32::try_from(image.width), u32::try_from(image.height)];
+            let [Ok(w), Ok(h)] = size else { return Err("The image on the clipboard is too large".into()) };
+            let rgba = image.bytes.into_owned();
+            return Ok(Pasted::Image(ImageInput::Pixels {
+                name: PASTED_IMAGE.to_owned(),
+                size: [w, h],
+                rgba: rgba.into(),
+            }));
+        }
+        Err(arboard::Error::ContentNotAvailable) => {}
+        Err(e) => return Err(format!("Could not read the image on the clipboard: {e}")),
+    }
+    if let Ok(files) = clipboard.get().file_list()
+        && !files.is_empty()
+    {
+        return Ok(Pasted::Files(files));
+    }
+    match clipboard.get_text() {
+        Ok(text) => Ok(Pasted::Text(text)),
+        Err(arboard::Error::ContentNotAvailable) => Err("The clipboard holds no image, file or text".into()),
+        Err(e) => Err(format!("Could not read the clipboard: {e}")),
     }
 }
 
@@ -818,6 +1151,8 @@ impl eframe::App for App {
         }
         commands.extend(self.keyboard(&ctx));
         commands.extend(Self::dropped_files(&ctx));
+        commands.extend(Self::pasted(&ctx));
+        commands.extend(self.receive_paste());
         commands.extend(self.play(&ctx));
         commands.extend(self.receive_fetch());
 
@@ -852,9 +1187,13 @@ impl eframe::App for App {
         }
         if self.settings.show_prediction {
             egui::Panel::right("prediction").resizable(true).default_size(280.0).show(ui, |ui| {
-                prediction::prediction_ui(ui, &self.runtime, &mut commands);
+                // A tall gradient panel leaves less height than the top-5 and timings need.
+                egui::ScrollArea::vertical().id_salt("prediction_scroll").auto_shrink([false, true]).show(ui, |ui| {
+                    prediction::prediction_ui(ui, &self.runtime, &mut commands);
+                });
             });
         }
+        self.runtime.diagram.forget_canvas();
         egui::CentralPanel::default().show(ui, |ui| match self.settings.central {
             CentralView::FeatureMaps => layers::layers_ui(ui, &mut self.settings, &mut self.runtime, &mut commands),
             CentralView::Diagram => diagram::diagram_ui(ui, &mut self.runtime, &mut commands),
@@ -862,6 +1201,7 @@ impl eframe::App for App {
         prediction::drop_overlay_ui(&ctx);
 
         self.apply(commands);
+        self.diagram_export_frame(&ctx);
         if self.busy() {
             // Replies also wake the window; this keeps the spinner turning meanwhile.
             ctx.request_repaint_after(Duration::from_millis(100));
@@ -870,5 +1210,121 @@ impl eframe::App for App {
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    /// eframe's storage, in memory.
+    #[derive(Default)]
+    struct MemoryStorage(HashMap<String, String>);
+
+    impl eframe::Storage for MemoryStorage {
+        fn get_string(&self, key: &str) -> Option<String> {
+            self.0.get(key).cloned()
+        }
+
+        fn set_string(&mut self, key: &str, value: String) {
+            self.0.insert(key.to_owned(), value);
+        }
+
+        fn remove_string(&mut self, key: &str) {
+            self.0.remove(key);
+        }
+
+        fn flush(&mut self) {}
+    }
+
+    fn saved(text: &str) -> MemoryStorage {
+        let mut storage = MemoryStorage::default();
+        eframe::Storage::set_string(&mut storage, eframe::APP_KEY, text.to_owned());
+        storage
+    }
+
+    #[test]
+    fn saved_settings_come_back_as_saved() {
+        let settings = Settings {
+            arch: Some("resnet50".into()),
+            theme: ThemeChoice::Dark,
+            central: CentralView::Diagram,
+            channel_limit: 12,
+            ..Settings::default()
+        };
+        let mut storage = MemoryStorage::default();
+        eframe::set_value(&mut storage, eframe::APP_KEY, &settings);
+        assert_eq!(Settings::from_storage(Some(&storage)), (settings, None));
+        assert_eq!(Settings::from_storage(None), (Settings::default(), None), "a first start says nothing");
+    }
+
+    #[test]
+    fn unreadable_settings_give_the_defaults_and_a_notice() {
+        for (what, text) in [
+            ("cut short", r#"(arch: Some("resnet"#),
+            ("not RON at all", "\u{0}\u{1}garbage"),
+            ("JSON from elsewhere", r#"{"arch": "resnet20", "theme": "Dark"}"#),
+            ("a view an older version had", "(arch: Some(\"resnet20\"), central: Table)"),
+            ("a field of another type", "(channel_limit: \"many\")"),
+        ] {
+            let (settings, notice) = Settings::from_storage(Some(&saved(text)));
+            assert_eq!(settings, Settings::default(), "{what}: the defaults");
+            let notice = notice.unwrap_or_else(|| panic!("{what}: a notice"));
+            assert!(notice.contains("saved settings could not be read"), "{what}: {notice}");
+        }
+    }
+
+    #[test]
+    fn settings_with_fields_missing_or_unknown_keep_what_they_can() {
+        let (settings, notice) =
+            Settings::from_storage(Some(&saved("(arch: Some(\"resnet20\"), per_channel: false, from_the_future: 3)")));
+        assert_eq!(notice, None);
+        assert_eq!(settings.arch.as_deref(), Some("resnet20"));
+        assert!(!settings.per_channel);
+        assert_eq!(settings.channel_limit, Settings::default().channel_limit);
+    }
+
+    #[test]
+    fn pasted_text_names_a_file_as_file_managers_and_shells_copy_it() {
+        let path = |text: &str| path_from_pasted_text(text);
+        assert_eq!(path("/home/me/cat.png"), Some(PathBuf::from("/home/me/cat.png")));
+        assert_eq!(path("  '/home/me/cat photo.png'\n"), Some(PathBuf::from("/home/me/cat photo.png")));
+        assert_eq!(path("\"/tmp/a.jpg\""), Some(PathBuf::from("/tmp/a.jpg")));
+        assert_eq!(path("file:///home/me/cat%20photo.png"), Some(PathBuf::from("/home/me/cat photo.png")));
+        assert_eq!(path("file://localhost/tmp/x.png"), Some(PathBuf::from("/tmp/x.png")));
+        assert_eq!(path("file:///tmp/first.png\nfile:///tmp/second.png"), Some(PathBuf::from("/tmp/first.png")));
+        assert_eq!(path("cat.png"), Some(PathBuf::from("cat.png")));
+        assert_eq!(path("file:///tmp/100%.png"), Some(PathBuf::from("/tmp/100%.png")), "a bare % stays");
+        assert_eq!(path("hello there"), None);
+        assert_eq!(path("Thanks, Mr. Smith"), None, "a sentence with a full stop is no file name");
+        assert_eq!(path("   \n  "), None);
+        assert_eq!(path("file://server"), None, "a host without a path");
+    }
+
+    #[test]
+    fn pastes_that_open_nothing_say_why() {
+        let text = |t: &str| image_from_pasted(Pasted::Text(t.to_owned())).map(|i| i.name());
+        assert!(text("hello there").is_err_and(|e| e.contains("holds text")));
+        assert!(text("/nonexistent/cat.png").is_err_and(|e| e.contains("not a file")));
+        let cat = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/chelsea.png");
+        assert_eq!(text(&format!("file://{}", cat.display())), Ok("chelsea.png".to_owned()));
+        let files = image_from_pasted(Pasted::Files(vec![cat.clone(), PathBuf::from("/other.png")]));
+        assert_eq!(files.map(|i| i.name()), Ok("chelsea.png".to_owned()));
+        assert!(image_from_pasted(Pasted::Files(Vec::new())).is_err());
+    }
+
+    #[test]
+    fn a_pasted_egui_image_reaches_the_worker_unpremultiplied() {
+        let color = egui::ColorImage::from_rgba_unmultiplied([2, 1], &[255, 0, 0, 255, 10, 20, 30, 128]);
+        let ImageInput::Pixels { name, size, rgba } = image_input_from_color(&color) else {
+            panic!("pixels, not a path or bytes")
+        };
+        assert_eq!(name, PASTED_IMAGE);
+        assert_eq!(size, [2, 1]);
+        assert_eq!(&rgba[..4], &[255, 0, 0, 255]);
+        // Premultiplied and back loses a little precision at half alpha.
+        assert!(rgba[4..].iter().zip([10u8, 20, 30, 128]).all(|(&a, b)| a.abs_diff(b) <= 1), "{rgba:?}");
     }
 }

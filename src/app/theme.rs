@@ -21,6 +21,9 @@ pub const SKIP_ON: Color32 = Color32::from_rgb(0x4c, 0xa8, 0x6a);
 pub const DROP_OVERLAY: Color32 = Color32::from_rgba_premultiplied(0x20, 0x40, 0x70, 0xb0);
 pub const DROP_TEXT: Color32 = Color32::WHITE;
 
+/// Between the maps of an exported feature-map grid.
+pub const EXPORT_GAP: Color32 = Color32::from_rgb(0x20, 0x20, 0x20);
+
 /// Weights state on the card.
 pub const WEIGHTS_PRETRAINED: Color32 = Color32::from_rgb(0x4c, 0xa8, 0x6a);
 pub const WEIGHTS_TRAINED: Color32 = Color32::from_rgb(0x3b, 0x82, 0xc4);

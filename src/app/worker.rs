@@ -5,7 +5,13 @@
 //! and keeps only the newest request of each kind: a user holding → asks for forty layers,
 //! but only the last one is worth computing. The UI keeps its own outbox, coalesced the same
 //! way, for the rare frame when the channel is full.
+//!
+//! A gradient pass is the longest request. It looks at the queue between layers and before
+//! its backward pass: a new model, a device move, a new image or newer switches put it back
+//! behind them instead of making them wait. Requests about the image and the layers of a
+//! model that has since been replaced are dropped unanswered, not answered with errors.
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,11 +31,21 @@ const REQUEST_CAPACITY: usize = 8;
 /// Replies wait here until the next frame reads them.
 const REPLY_CAPACITY: usize = 16;
 
-/// An image as the user gave it: a file, or bytes (a drop without a readable path).
+/// An image as the user gave it: a file, bytes (a drop without a readable path), or pixels
+/// already decoded (a pasted image).
 #[derive(Clone, Debug)]
 pub enum ImageInput {
     Path(PathBuf),
-    Bytes { name: String, bytes: Arc<[u8]> },
+    Bytes {
+        name: String,
+        bytes: Arc<[u8]>,
+    },
+    /// 8-bit RGBA, not premultiplied, row after row.
+    Pixels {
+        name: String,
+        size: [u32; 2],
+        rgba: Arc<[u8]>,
+    },
 }
 
 impl ImageInput {
@@ -38,14 +54,14 @@ impl ImageInput {
             ImageInput::Path(path) => {
                 path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
             }
-            ImageInput::Bytes { name, .. } => name.clone(),
+            ImageInput::Bytes { name, .. } | ImageInput::Pixels { name, .. } => name.clone(),
         }
     }
 
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
             ImageInput::Path(path) => Some(path),
-            ImageInput::Bytes { .. } => None,
+            ImageInput::Bytes { .. } | ImageInput::Pixels { .. } => None,
         }
     }
 }
@@ -177,7 +193,7 @@ pub struct ReplyError {
 /// The UI's end of the worker.
 pub struct WorkerHandle {
     requests: SyncSender<(u64, Request)>,
-    replies: Receiver<Reply>,
+    replies: Receiver<Outgoing>,
     /// Requests the channel had no room for, newest of each kind only.
     outbox: BTreeMap<RequestKind, (u64, Request)>,
     next_seq: u64,
@@ -239,10 +255,16 @@ impl WorkerHandle {
         let mut replies = Vec::new();
         loop {
             match self.replies.try_recv() {
-                Ok(reply) => {
-                    let answered = self.last_answered.entry(reply.kind).or_default();
-                    *answered = (*answered).max(reply.seq);
-                    replies.push(reply);
+                Ok(outgoing) => {
+                    let (seq, kind) = match &outgoing {
+                        Outgoing::Reply(reply) => (reply.seq, reply.kind),
+                        Outgoing::Dropped { seq, kind } => (*seq, *kind),
+                    };
+                    let answered = self.last_answered.entry(kind).or_default();
+                    *answered = (*answered).max(seq);
+                    if let Outgoing::Reply(reply) = outgoing {
+                        replies.push(reply);
+                    }
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -269,10 +291,83 @@ impl WorkerHandle {
         self.stopped
     }
 
+    /// Requests waiting here for room in the channel: at most one per kind.
+    pub fn queued(&self) -> usize {
+        self.outbox.len()
+    }
+
     /// Whether a reply is the answer to the newest request of its kind; older answers of a
     /// superseded request are dropped by the caller.
     pub fn is_latest(&self, reply: &Reply) -> bool {
         self.last_sent.get(&reply.kind).is_none_or(|&seq| reply.seq >= seq)
+    }
+}
+
+/// What the worker sends back: an answer, or word that a request was dropped unanswered
+/// (its model was replaced before its turn), so the handle stops waiting for it.
+enum Outgoing {
+    Reply(Reply),
+    Dropped { seq: u64, kind: RequestKind },
+}
+
+/// Requests that have reached the worker and wait their turn, the newest of each kind only.
+struct Inbox<'a> {
+    requests: &'a Receiver<(u64, Request)>,
+    waiting: RefCell<BTreeMap<RequestKind, (u64, Request)>>,
+    /// The window has gone: nobody is left to answer.
+    closed: Cell<bool>,
+}
+
+impl<'a> Inbox<'a> {
+    fn new(requests: &'a Receiver<(u64, Request)>) -> Self {
+        Self { requests, waiting: RefCell::new(BTreeMap::new()), closed: Cell::new(false) }
+    }
+
+    /// Takes in whatever has arrived, without waiting.
+    fn collect(&self) {
+        loop {
+            match self.requests.try_recv() {
+                Ok(entry) => self.keep(entry),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.closed.set(true);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn keep(&self, entry: (u64, Request)) {
+        self.waiting.borrow_mut().insert(entry.1.kind(), entry);
+    }
+
+    /// The next request to work on, in kind order, waiting for one if need be; `None` once
+    /// the window has gone.
+    fn next(&self) -> Option<(u64, Request)> {
+        self.collect();
+        if self.waiting.borrow().is_empty() && !self.closed.get() {
+            match self.requests.recv() {
+                Ok(entry) => self.keep(entry),
+                Err(_) => self.closed.set(true),
+            }
+            self.collect();
+        }
+        if self.closed.get() {
+            return None;
+        }
+        self.waiting.borrow_mut().pop_first().map(|(_, entry)| entry)
+    }
+
+    /// Whether a request has arrived that the work of `kind` should yield to: one of an
+    /// earlier kind (a new model, a device move, a new image) or a newer one of the same kind.
+    fn should_yield(&self, kind: RequestKind) -> bool {
+        self.collect();
+        self.closed.get() || self.waiting.borrow().keys().any(|&k| k <= kind && k != RequestKind::Activation)
+    }
+
+    /// Queues an interrupted request again, unless a newer one of its kind took its place.
+    fn put_back(&self, seq: u64, request: Request) {
+        self.waiting.borrow_mut().entry(request.kind()).or_insert((seq, request));
     }
 }
 
@@ -281,6 +376,9 @@ impl WorkerHandle {
 struct Worker {
     spec: Option<ArchSpec>,
     model: Option<Model>,
+    /// The request that built the model: gradients and layers asked for before it were
+    /// about the previous model.
+    model_seq: u64,
     /// The preprocessed current image (`1×C×H×W`, on the CPU).
     input: Option<Tensor>,
     /// Every node's output from the last run, for the layer view.
@@ -288,51 +386,85 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, requests: &Receiver<(u64, Request)>, replies: &SyncSender<Reply>, repaint: &dyn Fn()) {
-        // `recv` fails only when the window has gone: then the worker ends with it.
-        while let Ok(first) = requests.recv() {
-            let mut batch: BTreeMap<RequestKind, (u64, Request)> = BTreeMap::new();
-            batch.insert(first.1.kind(), first);
-            while let Ok(next) = requests.try_recv() {
-                batch.insert(next.1.kind(), next);
-            }
-            for (kind, (seq, request)) in batch {
-                // A libtorch call that panics (they are meant to return errors, but a bug in
-                // a binding should not take the whole app down) becomes a message.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(request)))
-                    .unwrap_or_else(|panic| {
-                        let text = panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                            .unwrap_or_else(|| "unknown failure".into());
-                        Err(ReplyError { message: format!("the model worker failed: {text}"), image: None })
-                    });
-                if replies.send(Reply { seq, kind, result }).is_err() {
+    fn run(mut self, requests: &Receiver<(u64, Request)>, replies: &SyncSender<Outgoing>, repaint: &dyn Fn()) {
+        let inbox = Inbox::new(requests);
+        while let Some((seq, request)) = inbox.next() {
+            let kind = request.kind();
+            if self.is_stale(seq, kind) {
+                if replies.send(Outgoing::Dropped { seq, kind }).is_err() {
                     return;
                 }
                 repaint();
+                continue;
             }
+            let retry = (kind == RequestKind::Gradients).then(|| request.clone());
+            // A libtorch call that panics (they are meant to return errors, but a bug in
+            // a binding should not take the whole app down) becomes a message.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(request, &inbox)))
+                .unwrap_or_else(|panic| {
+                    let text = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "unknown failure".into());
+                    Err(ReplyError { message: format!("the model worker failed: {text}"), image: None })
+                });
+            let result = match result {
+                Ok(Some(payload)) => {
+                    if kind == RequestKind::Load {
+                        self.model_seq = seq;
+                    }
+                    Ok(payload)
+                }
+                Ok(None) => {
+                    if let Some(request) = retry {
+                        inbox.put_back(seq, request);
+                    }
+                    continue;
+                }
+                Err(error) => Err(error),
+            };
+            if replies.send(Outgoing::Reply(Reply { seq, kind, result })).is_err() {
+                return;
+            }
+            repaint();
         }
     }
 
-    fn handle(&mut self, request: Request) -> Result<Payload, ReplyError> {
-        match request {
-            Request::Load { spec, weights, device } => self.load(*spec, &weights, device),
+    /// Whether a request is about the image or the layers of a model that has been replaced
+    /// since the UI asked: asked before the load, or asked after it but for a prediction
+    /// the old model made (no image has run on the new one yet). The UI drops such answers
+    /// anyway; answering would only show it an error about a model it no longer has.
+    fn is_stale(&self, seq: u64, kind: RequestKind) -> bool {
+        matches!(kind, RequestKind::Gradients | RequestKind::Activation)
+            && (seq < self.model_seq || (self.model.is_some() && self.input.is_none()))
+    }
+
+    /// Carries out one request; `Ok(None)` when it yielded to newer requests midway.
+    fn handle(&mut self, request: Request, inbox: &Inbox) -> Result<Option<Payload>, ReplyError> {
+        let payload = match request {
+            Request::Load { spec, weights, device } => self.load(*spec, &weights, device)?,
             Request::Device(device) => {
                 let model = self.model_mut()?;
                 model.to_device(device).map_err(plain)?;
-                Ok(Payload::Moved(device))
+                Payload::Moved(device)
             }
-            Request::Classify { image, disabled } => self
-                .classify(&image, &disabled)
-                .map(|p| Payload::Predicted(Box::new(p)))
-                .map_err(|message| ReplyError { message, image: Some(image.name()) }),
+            Request::Classify { image, disabled } => {
+                let predicted = self
+                    .classify(&image, &disabled)
+                    .map_err(|message| ReplyError { message, image: Some(image.name()) })?;
+                Payload::Predicted(Box::new(predicted))
+            }
             Request::Gradients { disabled, target } => {
-                self.gradients(&disabled, target).map(|g| Payload::Gradients(Box::new(g))).map_err(plain)
+                let interrupt = || inbox.should_yield(RequestKind::Gradients);
+                match self.gradients(&disabled, target, &interrupt).map_err(plain)? {
+                    Some(flow) => Payload::Gradients(Box::new(flow)),
+                    None => return Ok(None),
+                }
             }
-            Request::Activation { node } => self.activation(node).map(|a| Payload::Activation(Box::new(a))),
-        }
+            Request::Activation { node } => Payload::Activation(Box::new(self.activation(node)?)),
+        };
+        Ok(Some(payload))
     }
 
     fn model_mut(&mut self) -> Result<&mut Model, ReplyError> {
@@ -374,6 +506,9 @@ impl Worker {
                 }
                 preprocess::decode_image(bytes).map_err(|e| format!("{name}: {e}"))?
             }
+            ImageInput::Pixels { name, size, rgba } => {
+                image_from_rgba(*size, rgba).map_err(|e| format!("{name}: {e}"))?
+            }
         };
         let decode_ms = elapsed_ms(start);
         let start = Instant::now();
@@ -403,13 +538,23 @@ impl Worker {
         Ok(predicted)
     }
 
-    fn gradients(&mut self, disabled: &[NodeId], target: Option<i64>) -> Result<GradientFlow, String> {
+    /// The gradient flow, or `None` when `interrupt` stopped it.
+    fn gradients(
+        &mut self,
+        disabled: &[NodeId],
+        target: Option<i64>,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<Option<GradientFlow>, String> {
         let (spec, model) = self.loaded()?;
         let input = self.input.as_ref().ok_or("open an image first: gradients are taken for an image")?;
         let graph = model.graph();
         let options = RunOptions { disabled_residuals: disabled.to_vec(), train: false };
         let start = Instant::now();
-        let report = model.gradients(input, target, &options).map_err(|e| e.to_string())?;
+        let Some(report) =
+            model.gradients_interruptible(input, target, &options, interrupt).map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
         let backward_ms = elapsed_ms(start);
         let mut squared: Vec<Option<f64>> = vec![None; graph.nodes.len()];
         for (spec_param, norm) in graph.params.iter().zip(&report.param_grad_norms) {
@@ -433,7 +578,7 @@ impl Worker {
         };
         // The layer view now shows the network as switched.
         self.outputs = report.outputs;
-        Ok(flow)
+        Ok(Some(flow))
     }
 
     fn activation(&self, node: NodeId) -> Result<ActivationData, ReplyError> {
@@ -457,6 +602,16 @@ impl Worker {
 
 fn plain(message: impl std::fmt::Display) -> ReplyError {
     ReplyError { message: message.to_string(), image: None }
+}
+
+/// Pasted pixels as an image, within the limits a decoded file gets.
+fn image_from_rgba([w, h]: [u32; 2], rgba: &[u8]) -> Result<image::DynamicImage, String> {
+    if w == 0 || h == 0 || w > preprocess::MAX_DIMENSION || h > preprocess::MAX_DIMENSION {
+        return Err(format!("{w}×{h} pixels; images up to {0}×{0} are accepted", preprocess::MAX_DIMENSION));
+    }
+    image::RgbaImage::from_raw(w, h, rgba.to_vec())
+        .map(image::DynamicImage::ImageRgba8)
+        .ok_or_else(|| format!("{} bytes do not make {w}×{h} RGBA pixels", rgba.len()))
 }
 
 fn elapsed_ms(start: Instant) -> f64 {
