@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON := .venv/bin/python
 
-.PHONY: run test bench screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures
+.PHONY: run test bench bench-ui screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures
 
 run: bootstrap
 	cargo run --release --
@@ -13,6 +13,10 @@ test: bootstrap-test fixtures
 # convscope against PyTorch on the same libtorch, interleaved; a benchmark, never a test.
 bench: bootstrap
 	cargo run --release -- bench $(BENCH_ARGS)
+
+# The explorer's CPU time per frame on its heaviest views (release build, headless).
+bench-ui: bootstrap
+	cargo bench --bench ui_frames
 
 # The README's pictures, rendered headless from the real app (wgpu; Mesa's software Vulkan
 # where there is no GPU) into screenshots/.

@@ -394,9 +394,10 @@ pub fn diagram_ui(ui: &mut egui::Ui, rt: &mut Runtime, commands: &mut Vec<Comman
     let mut toggle = None;
     let mut scene_rect = view.scene_rect;
     let Some(layout) = &view.layout else { return };
+    let detail = Detail::at_zoom(view.zoom);
     let canvas = egui::Frame::canvas(ui.style()).show(ui, |ui| {
         egui::Scene::new().zoom_range(0.02..=4.0).show(ui, &mut scene_rect, |ui| {
-            toggle = paint_ui(ui, model, layout, selected, &disabled, commands);
+            toggle = paint_ui(ui, model, layout, selected, &disabled, detail, commands);
         });
     });
     view.scene_rect = scene_rect;
@@ -410,6 +411,23 @@ pub fn diagram_ui(ui: &mut egui::Ui, rt: &mut Runtime, commands: &mut Vec<Comman
     }
 }
 
+/// How much to draw at a zoom level. Zoomed out over a whole expanded DenseNet-201, labels
+/// too small to read and curves too small to see as curves cost most of a frame (tens of
+/// milliseconds to lay out and tessellate), so they give way to boxes and straight strokes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Detail {
+    labels: bool,
+    curves: bool,
+}
+
+impl Detail {
+    /// `zoom`: screen points per diagram unit, as last drawn.
+    fn at_zoom(zoom: f32) -> Self {
+        // Labels are 11 units tall: under 4 points on screen nobody reads them.
+        Detail { labels: zoom * 11.0 >= 4.0, curves: zoom >= 0.5 }
+    }
+}
+
 /// Paints the layout; returns a block whose expansion the user toggled.
 fn paint_ui(
     ui: &mut egui::Ui,
@@ -417,6 +435,7 @@ fn paint_ui(
     layout: &Layout,
     selected: NodeId,
     disabled: &BTreeSet<NodeId>,
+    detail: Detail,
     commands: &mut Vec<Command>,
 ) -> Option<BlockId> {
     let graph = &model.graph;
@@ -436,13 +455,15 @@ fn paint_ui(
         let b = &graph.blocks[block];
         let response = ui.interact(header, ui.scope_id().with(("frame", block)), egui::Sense::click());
         response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, format!("collapse {}", b.name)));
-        painter.text(
-            header.left_center(),
-            egui::Align2::LEFT_CENTER,
-            format!("− {} ({:?})", b.name, b.kind),
-            egui::FontId::proportional(11.0),
-            weak,
-        );
+        if detail.labels {
+            painter.text(
+                header.left_center(),
+                egui::Align2::LEFT_CENTER,
+                format!("− {} ({:?})", b.name, b.kind),
+                egui::FontId::proportional(11.0),
+                weak,
+            );
+        }
         if response.on_hover_text("Click to collapse").clicked() {
             toggle = Some(block);
         }
@@ -498,12 +519,16 @@ fn paint_ui(
             let dy = (end.y - start.y).abs().max(10.0) * 0.5;
             [start, start + egui::vec2(0.0, dy), end - egui::vec2(0.0, dy), end]
         };
-        painter.add(egui::epaint::CubicBezierShape::from_points_stroke(
-            points,
-            false,
-            egui::Color32::TRANSPARENT,
-            stroke,
-        ));
+        if detail.curves {
+            painter.add(egui::epaint::CubicBezierShape::from_points_stroke(
+                points,
+                false,
+                egui::Color32::TRANSPARENT,
+                stroke,
+            ));
+        } else {
+            painter.add(egui::Shape::line(points.to_vec(), stroke));
+        }
     }
 
     for (i, (&unit, &rect)) in layout.units.iter().zip(&layout.rects).enumerate() {
@@ -520,13 +545,15 @@ fn paint_ui(
         } else if response.hovered() {
             painter.rect_stroke(rect, 4.0, egui::Stroke::new(1.5, text_color), egui::StrokeKind::Outside);
         }
-        painter.text(
-            rect.center(),
-            egui::Align2::CENTER_CENTER,
-            label,
-            egui::FontId::proportional(11.0),
-            theme::text_on(fill),
-        );
+        if detail.labels {
+            painter.text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                label,
+                egui::FontId::proportional(11.0),
+                theme::text_on(fill),
+            );
+        }
         if response.on_hover_text(hover.as_str()).clicked() {
             match unit {
                 Unit::Node(n) => commands.push(Command::SelectNode(n)),
@@ -654,6 +681,13 @@ mod tests {
         assert_eq!(spread(&[0.0, 100.0], 10.0), [0.0, 100.0]);
         assert_eq!(spread(&[5.0, 5.0, 5.0], 10.0), [-5.0, 5.0, 15.0]);
         assert_eq!(spread(&[0.0, 0.0, 30.0, 31.0], 10.0), [-5.0, 5.0, 25.5, 35.5]);
+    }
+
+    #[test]
+    fn zoomed_out_drops_unreadable_labels_and_curves_first() {
+        assert_eq!(Detail::at_zoom(1.0), Detail { labels: true, curves: true });
+        assert_eq!(Detail::at_zoom(0.4), Detail { labels: true, curves: false });
+        assert_eq!(Detail::at_zoom(0.1), Detail { labels: false, curves: false });
     }
 
     #[test]
