@@ -2,7 +2,6 @@
 //! finding and loading weights, turning an image into a prediction.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use serde::Serialize;
 use tch::{Device, Tensor};
@@ -65,18 +64,16 @@ pub fn load_model(spec: &ArchSpec, weights: &WeightsChoice, device: Device) -> R
         WeightsChoice::Installed { seed } => (installed_weights(spec.id), *seed),
         WeightsChoice::Random { seed } => (None, *seed),
     };
-    let mut model = Model::random(Arc::clone(&graph), device, seed)?;
+    let Some(path) = file else { return Ok((Model::random(graph, device, seed)?, Vec::new())) };
+    let (model, report) = crate::weights::load(graph, device, &path)?;
     let mut warnings = Vec::new();
-    if let Some(path) = file {
-        let report = crate::weights::load_into(&mut model, &path)?;
-        if !report.non_finite.is_empty() {
-            warnings.push(format!(
-                "{} holds NaN or infinite values in {} tensors: {}",
-                path.display(),
-                report.non_finite.len(),
-                report.non_finite.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-            ));
-        }
+    if !report.non_finite.is_empty() {
+        warnings.push(format!(
+            "{} holds NaN or infinite values in {} tensors: {}",
+            path.display(),
+            report.non_finite.len(),
+            report.non_finite.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        ));
     }
     Ok((model, warnings))
 }

@@ -75,13 +75,31 @@ impl Model {
             .iter()
             .map(|spec| init_param(&graph, spec).and_then(|t| finish_param(t, spec, device)))
             .collect::<Result<Vec<_>>>()?;
+        Ok(Self::assemble(graph, params, device, WeightsOrigin::Random { seed }))
+    }
+
+    /// A model holding `values`, parallel to `graph.params` (the caller has checked keys,
+    /// shapes and dtypes): loading a file pays for no initialisation it would overwrite.
+    pub(crate) fn from_params(
+        graph: Arc<Graph>,
+        values: Vec<Tensor>,
+        device: Device,
+        origin: WeightsOrigin,
+    ) -> Result<Self> {
+        check_device(device)?;
+        let _guard = tch::no_grad_guard();
+        let params = placed_params(&graph, values, device)?;
+        Ok(Self::assemble(graph, params, device, origin))
+    }
+
+    fn assemble(graph: Arc<Graph>, params: Vec<Tensor>, device: Device, origin: WeightsOrigin) -> Self {
         let mut first_param = Vec::with_capacity(graph.nodes.len());
         let mut next = 0;
         for id in 0..graph.nodes.len() {
             first_param.push(next);
             next += graph.params[next..].iter().take_while(|p| p.node == id).count();
         }
-        Ok(Self { graph, params, first_param, device, origin: WeightsOrigin::Random { seed } })
+        Self { graph, params, first_param, device, origin }
     }
 
     pub fn graph(&self) -> &Arc<Graph> {
@@ -103,15 +121,7 @@ impl Model {
     /// Replaces every tensor at once; the caller has checked keys, shapes and dtypes.
     pub(crate) fn replace_params(&mut self, values: Vec<Tensor>, origin: WeightsOrigin) -> Result<()> {
         let _guard = tch::no_grad_guard();
-        let params = values
-            .into_iter()
-            .zip(&self.graph.params)
-            .map(|(t, spec)| {
-                let t = t.f_to_dtype(Kind::Float, false, false).context(|| format!("converting {}", spec.key))?;
-                finish_param(t, spec, self.device)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.params = params;
+        self.params = placed_params(&self.graph, values, self.device)?;
         self.origin = origin;
         Ok(())
     }
@@ -158,9 +168,22 @@ impl Model {
     /// Forward + backward of the cross-entropy loss for `target` (default: each sample's
     /// predicted class), giving the gradient norm of every node's output and parameter.
     pub fn gradients(&self, input: &Tensor, target: Option<i64>, opts: &RunOptions) -> Result<GradientReport> {
+        self.gradients_interruptible(input, target, opts, &|| false)?.ok_or_else(interrupted)
+    }
+
+    /// `gradients`, asking `interrupt` before every node of the forward pass and once more
+    /// before the backward pass; `None` when it said stop. libtorch cannot stop a backward
+    /// pass midway, so a caller waits at most for one.
+    pub fn gradients_interruptible(
+        &self,
+        input: &Tensor,
+        target: Option<i64>,
+        opts: &RunOptions,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<Option<GradientReport>> {
         let input =
             input.f_detach().and_then(|x| x.f_set_requires_grad(true)).context(|| "preparing the input".into())?;
-        let outputs = self.execute(&input, opts, true)?;
+        let Some(outputs) = self.execute_interruptible(&input, opts, true, interrupt)? else { return Ok(None) };
         let logits = outputs[self.graph.output]
             .as_ref()
             .map(Tensor::shallow_clone)
@@ -198,6 +221,9 @@ impl Model {
                 slots.push((false, i));
             }
         }
+        if interrupt() {
+            return Ok(None);
+        }
         let grads = Tensor::f_run_backward(&[&loss], &wrt, false, false).context(|| "backward pass".into())?;
         let mut node_grad_norms = vec![None; self.graph.nodes.len()];
         let mut param_grad_norms = vec![None; self.graph.params.len()];
@@ -215,7 +241,7 @@ impl Model {
         }
         let loss = loss.f_double_value(&[]).context(|| "loss".into())?;
         let outputs = outputs.into_iter().map(|o| o.map(|t| t.detach())).collect();
-        Ok(GradientReport { logits: logits.detach(), targets, loss, node_grad_norms, param_grad_norms, outputs })
+        Ok(Some(GradientReport { logits: logits.detach(), targets, loss, node_grad_norms, param_grad_norms, outputs }))
     }
 
     /// Checks an `N×C×H×W` input against the graph before any libtorch call, so a wrong
@@ -233,6 +259,17 @@ impl Model {
     }
 
     fn execute(&self, input: &Tensor, opts: &RunOptions, keep_all: bool) -> Result<Vec<Option<Tensor>>> {
+        self.execute_interruptible(input, opts, keep_all, &|| false)?.ok_or_else(interrupted)
+    }
+
+    /// Runs the nodes in order, asking `interrupt` before each; `None` when it said stop.
+    fn execute_interruptible(
+        &self,
+        input: &Tensor,
+        opts: &RunOptions,
+        keep_all: bool,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<Option<Vec<Option<Tensor>>>> {
         self.check_input(input)?;
         let input = input
             .f_to_device_(self.device, Kind::Float, false, false)
@@ -247,6 +284,9 @@ impl Model {
         for (id, node) in graph.nodes.iter().enumerate() {
             if !schedule.needed[id] {
                 continue;
+            }
+            if interrupt() {
+                return Ok(None);
             }
             let output = if id == graph.input {
                 input.shallow_clone()
@@ -270,7 +310,7 @@ impl Model {
                 }
             }
         }
-        Ok(values)
+        Ok(Some(values))
     }
 
     fn eval_node(&self, id: NodeId, x: &[&Tensor], residual_off: bool, train: bool) -> Result<Tensor, tch::TchError> {
@@ -404,6 +444,10 @@ impl Schedule {
     }
 }
 
+fn interrupted() -> Error {
+    Error::Input("the run was interrupted".into())
+}
+
 fn take_output(values: &mut [Option<Tensor>], output: NodeId) -> Result<Tensor> {
     values[output].take().ok_or_else(|| Error::Input("the output was not computed".into()))
 }
@@ -419,6 +463,18 @@ pub fn check_device(device: Device) -> Result<()> {
         Device::Mps | Device::Vulkan => Err(Error::Device("only CPU and CUDA are supported".into())),
         _ => Ok(()),
     }
+}
+
+/// File tensors (any float dtype) as the model's parameters on `device`.
+fn placed_params(graph: &Graph, values: Vec<Tensor>, device: Device) -> Result<Vec<Tensor>> {
+    values
+        .into_iter()
+        .zip(&graph.params)
+        .map(|(t, spec)| {
+            let t = t.f_to_dtype(Kind::Float, false, false).context(|| format!("converting {}", spec.key))?;
+            finish_param(t, spec, device)
+        })
+        .collect()
 }
 
 /// Puts a tensor on the device as float and makes trainable ones autograd leaves.

@@ -6,8 +6,9 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result, TorchContext};
 use crate::executor::{Model, WeightsOrigin};
@@ -194,9 +195,21 @@ pub struct LoadReport {
 
 /// Loads a weights file into the model, all or nothing.
 pub fn load_into(model: &mut Model, path: &Path) -> Result<LoadReport> {
+    let (ordered, report) = checked_params(model.graph(), path)?;
+    model.replace_params(ordered, WeightsOrigin::File(path.to_owned()))?;
+    Ok(report)
+}
+
+/// A new model holding a weights file's tensors, checked like `load_into`.
+pub fn load(graph: Arc<Graph>, device: Device, path: &Path) -> Result<(Model, LoadReport)> {
+    let (ordered, report) = checked_params(&graph, path)?;
+    Ok((Model::from_params(graph, ordered, device, WeightsOrigin::File(path.to_owned()))?, report))
+}
+
+/// A file's tensors in the order of `graph.params`, once every key, shape and dtype fits.
+fn checked_params(graph: &Graph, path: &Path) -> Result<(Vec<Tensor>, LoadReport)> {
     let tensors = strip_common_prefix(read_tensors(path)?);
-    let graph = model.graph().clone();
-    let mismatch = check_tensors(&graph, &tensors);
+    let mismatch = check_tensors(graph, &tensors);
     if !mismatch.is_empty() {
         let mut details = mismatch.to_string();
         if let Some(other) = likely_arch(&tensors).filter(|other| *other != graph.arch) {
@@ -211,8 +224,7 @@ pub fn load_into(model: &mut Model, path: &Path) -> Result<LoadReport> {
         .iter()
         .map(|spec| by_key.remove(&spec.key).ok_or_else(|| Error::file(path, format!("{} vanished", spec.key))))
         .collect::<Result<Vec<_>>>()?;
-    model.replace_params(ordered, WeightsOrigin::File(path.to_owned()))?;
-    Ok(report)
+    Ok((ordered, report))
 }
 
 /// Writes the model's tensors under their state-dict keys.

@@ -128,3 +128,36 @@ fn wrong_weights_are_refused_and_the_model_is_untouched() {
     assert!(model.params()[0].equal(&Tensor::ones([6, 1, 5, 5], (Kind::Float, Device::Cpu))));
     assert!(model.params()[0].requires_grad(), "loaded weights stay trainable leaves");
 }
+
+#[test]
+fn an_interrupted_gradient_pass_stops_where_asked_and_changes_nothing() {
+    let model = model("resnet20");
+    tch::manual_seed(5);
+    let x = Tensor::randn([1, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let opts = RunOptions::default();
+    let whole = model.gradients(&x, None, &opts).unwrap();
+    // Asked once before every node and once before the backward pass.
+    let asked = std::cell::Cell::new(0);
+    let never = || {
+        asked.set(asked.get() + 1);
+        false
+    };
+    let uninterrupted = model.gradients_interruptible(&x, None, &opts, &never).unwrap().expect("not interrupted");
+    let nodes = model.graph().nodes.len();
+    assert_eq!(asked.get(), nodes + 1);
+    assert_eq!(uninterrupted.loss, whole.loss);
+    assert_eq!(uninterrupted.node_grad_norms, whole.node_grad_norms);
+    for stop_at in [1, nodes / 2, nodes + 1] {
+        let asked = std::cell::Cell::new(0);
+        let stop = || {
+            asked.set(asked.get() + 1);
+            asked.get() >= stop_at
+        };
+        let report = model.gradients_interruptible(&x, None, &opts, &stop).unwrap();
+        assert!(report.is_none(), "stopped at question {stop_at}");
+        assert_eq!(asked.get(), stop_at, "nothing ran after the stop");
+    }
+    // The parameters hold no gradients from the abandoned passes: the next one is the same.
+    assert!(model.params().iter().all(|p| !p.grad().defined()));
+    assert_eq!(model.gradients(&x, None, &opts).unwrap().loss, whole.loss);
+}
