@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON := .venv/bin/python
 
-.PHONY: run test bench bench-ui screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures
+.PHONY: run test bench bench-ui screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures fuzz
 
 run: bootstrap
 	cargo run --release --

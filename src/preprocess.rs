@@ -1,6 +1,7 @@
 //! Image in, tensor out: decoding with limits, EXIF orientation, and each architecture's
 //! preprocessing (torchvision's `Resize` + `CenterCrop` + `Normalize`, or LeNet's digits).
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use image::{DynamicImage, ImageReader, Limits, RgbImage, imageops::FilterType};
@@ -59,7 +60,7 @@ impl Preprocess {
     pub fn apply(&self, image: &DynamicImage) -> Result<Tensor> {
         match *self {
             Preprocess::ImageNet { resize, crop, interpolation, mean, std } => {
-                let rgb = resize_shorter(&image.to_rgb8(), resize, interpolation);
+                let rgb = resize_shorter(&within_aspect(image).to_rgb8(), resize, interpolation);
                 let rgb = center_crop(&rgb, crop, crop);
                 normalised(&rgb, mean, std)
             }
@@ -100,14 +101,29 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| err(io_reason(&e)))?;
-    decode_image(&bytes).map_err(err)
+    decode_image_named(&bytes, Some(path)).map_err(err)
 }
 
 /// Decodes image bytes with dimension and allocation limits; the error is a sentence.
 pub fn decode_image(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
+    decode_image_named(bytes, None)
+}
+
+/// `decode_image` for a named file: when the bytes carry no signature (TGA has none), the
+/// name's extension says the format.
+pub fn decode_image_named(bytes: &[u8], name: Option<&Path>) -> std::result::Result<DynamicImage, String> {
     use image::ImageDecoder;
     let mut reader =
         ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| format!("cannot read: {e}"))?;
+    // Only TGA goes without a signature; any other name (a text file called `notes.jpg`) is
+    // not trusted over the bytes, which say it is not an image.
+    if reader.format().is_none()
+        && let Some(format) = name
+            .and_then(|name| image::ImageFormat::from_path(name).ok())
+            .filter(|format| *format == image::ImageFormat::Tga)
+    {
+        reader.set_format(format);
+    }
     if reader.format().is_none() {
         return Err("not an image in a format convscope reads (PNG, JPEG, GIF, BMP, WebP, TIFF, …)".into());
     }
@@ -146,6 +162,25 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::NotFound => "no such file".into(),
         std::io::ErrorKind::PermissionDenied => "permission denied".into(),
         _ => e.to_string(),
+    }
+}
+
+/// Sides further apart than this are cut to it, about the middle, before an ImageNet resize.
+/// torchvision would resize a 12×2048 strip to 600×102400 pixels for EfficientNet-B7 (over
+/// 10 s in the fuzzer) and a 1×16384 line to 256×4194304 (3 GB), only to crop the middle.
+/// The crop sees the same middle; only images this lopsided resize from fewer pixels, and
+/// their result moves by a fraction of a pixel.
+const MAX_ASPECT: u32 = 16;
+
+fn within_aspect(image: &DynamicImage) -> Cow<'_, DynamicImage> {
+    let (w, h) = (image.width(), image.height());
+    let longest = w.min(h).saturating_mul(MAX_ASPECT);
+    if w > longest {
+        Cow::Owned(image.crop_imm((w - longest) / 2, 0, longest, h))
+    } else if h > longest {
+        Cow::Owned(image.crop_imm(0, (h - longest) / 2, w, longest))
+    } else {
+        Cow::Borrowed(image)
     }
 }
 

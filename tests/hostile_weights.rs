@@ -104,3 +104,21 @@ fn nan_and_infinite_values_load_with_a_warning_naming_them() {
     assert!(stderr.contains("warning:") && stderr.contains("NaN or infinite values in 2 tensors"), "{stderr}");
     assert!(stderr.contains("conv1.weight") && stderr.contains("conv2.weight"), "{stderr}");
 }
+
+#[test]
+fn the_fuzzers_seeds_and_findings_are_refused_with_a_reason() {
+    // Hand-made lies (zero-sized dimensions of 2^63, fp8, duplicate keys, overlapping
+    // offsets, deep JSON…) and whatever fuzzing turned up.
+    let mut model = lenet();
+    let mut checked = 0;
+    for dir in ["fuzz/seeds/weights", "fuzz/regressions/weights_file"] {
+        let Ok(entries) = std::fs::read_dir(manifest_dir().join(dir)) else { continue };
+        for path in entries.map(|e| e.unwrap().path()) {
+            let err = refusal(&mut model, &path);
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(err.contains(&name) && err.lines().count() == 1, "{name}: {err}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} files found");
+}

@@ -126,3 +126,74 @@ fn non_utf8_paths_work() {
     let output = convscope().arg("classify").arg("resnet20").arg(&missing).output().unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("no such file"));
 }
+
+/// Every preprocessing the zoo uses, once each.
+fn zoo_preprocessings() -> Vec<Preprocess> {
+    let mut presets = Vec::new();
+    for spec in convscope::zoo::all() {
+        if !presets.contains(&spec.preprocess) {
+            presets.push(spec.preprocess);
+        }
+    }
+    presets
+}
+
+#[test]
+fn every_format_the_fuzzer_starts_from_decodes() {
+    // One small file per format and pixel layout (fuzz/make_seeds.py): PNG in every colour
+    // type, baseline/progressive/grey/CMYK/EXIF JPEG, GIF, BMP, WebP, TIFF, ICO, PNM, TGA, HDR, QOI.
+    let dir = manifest_dir().join("fuzz/seeds/image");
+    let mut count = 0;
+    for path in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+        let image = load_image(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let tensor = Preprocess::imagenet(256, 224).apply(&image).unwrap();
+        assert_eq!(tensor.size(), vec![1, 3, 224, 224], "{}", path.display());
+        count += 1;
+    }
+    assert!(count >= 25, "only {count} seeds in {}", dir.display());
+}
+
+#[test]
+fn inputs_the_fuzzer_found_slow_or_crashing_now_pass_quickly() {
+    let dir = manifest_dir().join("fuzz/regressions/image_decode");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty(), "no regression inputs in {}", dir.display());
+    for path in files {
+        let start = std::time::Instant::now();
+        // Decoding may refuse them; what decodes must preprocess for every architecture.
+        if let Ok(image) = load_image(&path) {
+            for preprocess in zoo_preprocessings() {
+                let tensor = preprocess.apply(&image).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert_eq!(tensor.size()[2..], preprocess.output_size(), "{}", path.display());
+            }
+        }
+        assert!(start.elapsed().as_secs() < 10, "{} took {:?}", path.display(), start.elapsed());
+    }
+}
+
+#[test]
+fn a_one_pixel_line_is_cropped_about_its_middle_not_resized_whole() {
+    // 1×16384 and 16384×1, blue with a red middle: 115-byte PNGs that torchvision's resize
+    // would blow up to 256×4194304 pixels (3 GB) before cropping their middle.
+    for (w, h) in [(1u32, 16_384u32), (16_384, 1)] {
+        let line = image::RgbImage::from_fn(w, h, |x, y| {
+            let along = x.max(y);
+            if (8160..8224).contains(&along) { image::Rgb([250, 0, 0]) } else { image::Rgb([0, 0, 250]) }
+        });
+        let mut png = Vec::new();
+        line.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+        let image = decode_image(&png).unwrap();
+        let start = std::time::Instant::now();
+        for preprocess in [Preprocess::imagenet(256, 224), Preprocess::imagenet(600, 600)] {
+            let tensor = preprocess.apply(&image).unwrap();
+            let size = preprocess.output_size();
+            assert_eq!(tensor.size(), vec![1, 3, size[0], size[1]]);
+            // Normalised red is high in channel 0 and low in channel 2 everywhere: the middle.
+            let red = tensor.get(0).get(0).min().double_value(&[]);
+            let blue = tensor.get(0).get(2).max().double_value(&[]);
+            assert!(red > 1.5 && blue < -1.5, "{w}×{h}: red {red}, blue {blue}: not the middle");
+        }
+        assert!(start.elapsed().as_secs() < 10, "{w}×{h} took {:?}", start.elapsed());
+    }
+}

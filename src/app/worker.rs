@@ -504,7 +504,8 @@ impl Worker {
                         preprocess::MAX_FILE_BYTES >> 20
                     ));
                 }
-                preprocess::decode_image(bytes).map_err(|e| format!("{name}: {e}"))?
+                preprocess::decode_image_named(bytes, Some(std::path::Path::new(name)))
+                    .map_err(|e| format!("{name}: {e}"))?
             }
             ImageInput::Pixels { name, size, rgba } => {
                 image_from_rgba(*size, rgba).map_err(|e| format!("{name}: {e}"))?
