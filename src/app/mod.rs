@@ -291,8 +291,11 @@ impl App {
         let ctx = cc.egui_ctx.clone();
         let worker = WorkerHandle::spawn(move || ctx.request_repaint())?;
         let cuda_available = tch::Cuda::is_available();
-        if !cuda_available {
+        let mut notice = notice;
+        if !cuda_available && settings.device != DeviceChoice::Cpu {
             settings.device = DeviceChoice::Cpu;
+            let cpu = "The saved settings ask for CUDA, but libtorch sees no CUDA device here: running on the CPU.";
+            notice = Some(notice.map_or_else(|| cpu.to_owned(), |earlier| format!("{earlier} {cpu}")));
         }
         cc.egui_ctx.set_theme(settings.theme.preference());
         let specs = zoo::all();
@@ -461,10 +464,10 @@ impl App {
                 rt.worker.send(Request::Device(choice.device()));
             }
             Command::OpenImage(image) => {
-                if rt.model.is_some() {
+                if rt.model.is_some() && !rt.worker.is_pending(RequestKind::Load) {
                     self.classify(image);
                 } else {
-                    // The model is still loading: run the image once it is ready.
+                    // A model is loading: the newest image runs on it once it is ready.
                     rt.pending_image = Some(image);
                 }
             }
