@@ -8,11 +8,15 @@
 //! so it overstates a real frame a little), the tessellation of the frame's shapes into
 //! meshes (what eframe does next on the CPU), and how many textures the frame uploaded.
 
+#[path = "../tests/app_harness/mod.rs"]
+mod app_harness;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use app_harness::SavedSettings;
 use convscope::app::{App, CentralView, Settings, Start};
 use egui_kittest::{Harness, TestRenderer};
 
@@ -34,21 +38,9 @@ impl TestRenderer for UploadCounter {
     }
 }
 
-/// eframe's storage holding the settings the benchmark opens with.
-struct Stored(String);
-
-impl eframe::Storage for Stored {
-    fn get_string(&self, key: &str) -> Option<String> {
-        (key == eframe::APP_KEY).then(|| self.0.clone())
-    }
-    fn set_string(&mut self, _key: &str, _value: String) {}
-    fn remove_string(&mut self, _key: &str) {}
-    fn flush(&mut self) {}
-}
-
 fn harness(settings: Settings, uploads: &Arc<AtomicUsize>) -> Harness<'static, App> {
     let text = ron::to_string(&settings).unwrap_or_else(|e| panic!("settings as RON: {e}"));
-    let storage: &'static Stored = Box::leak(Box::new(Stored(text)));
+    let storage: &'static SavedSettings = Box::leak(Box::new(SavedSettings(text)));
     let image = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/chelsea.png");
     Harness::builder().with_size(egui::vec2(1600.0, 1000.0)).renderer(UploadCounter(Arc::clone(uploads))).build_eframe(
         move |cc| {
@@ -60,13 +52,7 @@ fn harness(settings: Settings, uploads: &Arc<AtomicUsize>) -> Harness<'static, A
 }
 
 fn step_until(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&App) -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !done(harness.state()) {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {:?}", harness.state().message());
-        harness.step();
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    harness.step();
+    app_harness::step_until(harness, TIMEOUT, what, done);
 }
 
 struct Figures {

@@ -4,35 +4,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod app_harness;
+
+use app_harness::{SavedSettings, TestFile};
 use convscope::app::{App, Start};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable};
 
 /// How long a test waits for the worker before failing; generous for a loaded CI machine.
 const TIMEOUT: Duration = Duration::from_secs(180);
-
-/// A file dropped on the window, as egui 0.37's integrations hand it over.
-#[derive(Debug)]
-struct TestFile {
-    path: PathBuf,
-    /// Contents for a drop without a readable path; `None` reads `path`.
-    bytes: Option<Vec<u8>>,
-}
-
-impl egui::DroppedFile for TestFile {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        match &self.bytes {
-            Some(bytes) => Ok(bytes.clone()),
-            None => std::fs::read(&self.path).map_err(|e| e.to_string()),
-        }
-    }
-}
 
 fn asset(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(name)
@@ -45,21 +27,9 @@ fn harness(arch: &str) -> Harness<'static, App> {
     })
 }
 
-/// Steps the app until `done` holds; fails with what it waited for and the app's message.
 #[track_caller]
 fn step_until(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&App) -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !done(harness.state()) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {TIMEOUT:?} waiting for {what}; the app says: {:?}",
-            harness.state().message()
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    // One more frame so the UI shows what just landed.
-    harness.step();
+    app_harness::step_until(harness, TIMEOUT, what, done);
 }
 
 fn drop_file(harness: &mut Harness<'static, App>, file: TestFile) {
@@ -429,21 +399,6 @@ fn the_diagram_exports_as_a_png_of_its_canvas() {
     assert!(decoded.height() > 200 && decoded.height() < 900, "height {}", decoded.height());
     let colours: std::collections::HashSet<_> = decoded.pixels().map(|p| p.0).collect();
     assert!(colours.len() > 20, "boxes, text and arcs, not a blank canvas: {} colours", colours.len());
-}
-
-/// eframe's storage as a file holding `text`.
-struct SavedSettings(String);
-
-impl eframe::Storage for SavedSettings {
-    fn get_string(&self, key: &str) -> Option<String> {
-        (key == eframe::APP_KEY).then(|| self.0.clone())
-    }
-
-    fn set_string(&mut self, _key: &str, _value: String) {}
-
-    fn remove_string(&mut self, _key: &str) {}
-
-    fn flush(&mut self) {}
 }
 
 #[test]

@@ -9,7 +9,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod app_harness;
 
 use convscope::app::{App, Start};
 use egui_kittest::Harness;
@@ -49,19 +51,11 @@ fn harness(arch: &str) -> Harness<'static, App> {
     harness
 }
 
+/// Waits as the tests do, then lets a picture settle over a few more frames.
 #[track_caller]
 fn step_until(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&App) -> bool) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !done(harness.state()) {
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; the app says {:?}",
-            harness.state().message()
-        );
-        harness.step();
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    harness.run_steps(4);
+    app_harness::step_until(harness, TIMEOUT, what, done);
+    harness.run_steps(3);
 }
 
 fn idle(harness: &mut Harness<'static, App>) {

@@ -6,11 +6,14 @@
 //!
 //! The tests measure the whole process's memory, so they take turns (`SERIAL`).
 
+mod app_harness;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use app_harness::TestFile;
 use convscope::app::worker::{ImageInput, Payload, Reply, Request, RequestKind, WorkerHandle};
 use convscope::app::{App, Start};
 use convscope::engine::WeightsChoice;
@@ -312,23 +315,6 @@ fn a_switch_during_a_gradient_pass_is_served_first() {
     assert_eq!(driver.gradients_for, Some("lenet5"), "with its own gradients");
 }
 
-/// A file dropped on the window, as egui 0.37's integrations hand it over: bytes and a name.
-#[derive(Debug)]
-struct DroppedBytes {
-    path: PathBuf,
-    bytes: Vec<u8>,
-}
-
-impl egui::DroppedFile for DroppedBytes {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    fn bytes(&self) -> Result<Vec<u8>, String> {
-        Ok(self.bytes.clone())
-    }
-}
-
 #[test]
 fn the_app_survives_a_burst_of_drops_and_switches() {
     let _serial = serial();
@@ -337,17 +323,7 @@ fn the_app_survives_a_burst_of_drops_and_switches() {
         App::new(cc, start).expect("the model worker thread starts")
     });
     let settle = |harness: &mut Harness<'static, App>| {
-        let deadline = Instant::now() + TIMEOUT;
-        while harness.state().busy() {
-            assert!(
-                Instant::now() < deadline,
-                "the app is still busy after {TIMEOUT:?}: deadlocked? It says: {:?}",
-                harness.state().message()
-            );
-            harness.step();
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        harness.step();
+        app_harness::step_until(harness, TIMEOUT, "the app to finish its work (deadlocked?)", |app| !app.busy());
     };
     // Drops come as bytes under a path nobody can read, so each one is its own image.
     let drops: Vec<(String, Vec<u8>)> = (0..IMAGES)
@@ -368,7 +344,7 @@ fn the_app_survives_a_burst_of_drops_and_switches() {
                 Event::Image(n) => {
                     let (name, bytes) = &drops[n];
                     let path = PathBuf::from("/nonexistent").join(name);
-                    harness.input_mut().dropped_files.push(Arc::new(DroppedBytes { path, bytes: bytes.clone() }));
+                    harness.input_mut().dropped_files.push(Arc::new(TestFile { path, bytes: Some(bytes.clone()) }));
                 }
             }
             harness.step();
@@ -405,17 +381,11 @@ fn an_image_dropped_while_a_model_loads_is_the_one_shown() {
     });
     let drop = |harness: &mut Harness<'static, App>, name: &str, i: usize| {
         let path = PathBuf::from("/nonexistent").join(name);
-        harness.input_mut().dropped_files.push(Arc::new(DroppedBytes { path, bytes: png(i) }));
+        harness.input_mut().dropped_files.push(Arc::new(TestFile { path, bytes: Some(png(i)) }));
         harness.step();
     };
     let settle = |harness: &mut Harness<'static, App>| {
-        let deadline = Instant::now() + TIMEOUT;
-        while harness.state().busy() {
-            assert!(Instant::now() < deadline, "the app is still busy after {TIMEOUT:?}");
-            harness.step();
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        harness.step();
+        app_harness::step_until(harness, TIMEOUT, "the app to finish its work (deadlocked?)", |app| !app.busy());
     };
     settle(&mut harness);
     drop(&mut harness, "before.png", 1);
