@@ -92,6 +92,24 @@ fn clip8(sum: i32) -> u8 {
 
 const ROUNDING: i32 = 1 << (PRECISION_BITS - 1);
 
+/// Resizes rows `rows` of a packed RGB image from `in_w` to `out_w` pixels.
+fn horizontal_pass(pixels: &[u8], in_w: usize, out_w: usize, rows: std::ops::Range<usize>, taps: &Taps) -> Vec<u8> {
+    let mut out = vec![0u8; rows.len() * out_w * 3];
+    for (y, out_row) in rows.zip(out.chunks_exact_mut(out_w * 3)) {
+        let in_row = &pixels[y * in_w * 3..(y + 1) * in_w * 3];
+        for (x, out_px) in out_row.chunks_exact_mut(3).enumerate() {
+            let (mut r, mut g, mut b) = (ROUNDING, ROUNDING, ROUNDING);
+            for (px, &w) in in_row[taps.first[x] * 3..].chunks_exact(3).zip(&taps.weights[x]) {
+                r += i32::from(px[0]) * w;
+                g += i32::from(px[1]) * w;
+                b += i32::from(px[2]) * w;
+            }
+            out_px.copy_from_slice(&[clip8(r), clip8(g), clip8(b)]);
+        }
+    }
+    out
+}
+
 /// Resizes like Pillow's `Image.resize((width, height), BILINEAR | BICUBIC)` on an RGB image.
 pub fn resize(src: &RgbImage, width: u32, height: u32, interpolation: Interpolation) -> RgbImage {
     let (in_w, in_h) = (src.width() as usize, src.height() as usize);
@@ -105,29 +123,16 @@ pub fn resize(src: &RgbImage, width: u32, height: u32, interpolation: Interpolat
 
     // Horizontal pass over only the rows the vertical pass will read, as Pillow does.
     let (row_start, row_end) = if in_h == out_h { (0, in_h) } else { vertical.span() };
-    let mut temp;
-    let (rows, row_offset): (&[u8], usize) = if in_w == out_w {
-        (pixels, 0)
-    } else {
-        temp = vec![0u8; (row_end - row_start) * out_w * 3];
-        for (y, out_row) in (row_start..row_end).zip(temp.chunks_exact_mut(out_w * 3)) {
-            let in_row = &pixels[y * in_w * 3..(y + 1) * in_w * 3];
-            for (x, out_px) in out_row.chunks_exact_mut(3).enumerate() {
-                let first = horizontal.first[x];
-                let (mut r, mut g, mut b) = (ROUNDING, ROUNDING, ROUNDING);
-                for (px, &w) in in_row[first * 3..].chunks_exact(3).zip(&horizontal.weights[x]) {
-                    r += i32::from(px[0]) * w;
-                    g += i32::from(px[1]) * w;
-                    b += i32::from(px[2]) * w;
-                }
-                out_px.copy_from_slice(&[clip8(r), clip8(g), clip8(b)]);
-            }
-        }
-        (&temp, row_start)
-    };
+    let resized_rows = (in_w != out_w).then(|| horizontal_pass(pixels, in_w, out_w, row_start..row_end, &horizontal));
     if in_h == out_h {
-        return RgbImage::from_raw(out_w as u32, out_h as u32, rows.to_vec()).unwrap_or_else(|| src.clone());
+        // The sizes differ, so the width did: the horizontal pass is the whole result.
+        let rows = resized_rows.unwrap_or_default();
+        return RgbImage::from_raw(out_w as u32, out_h as u32, rows).unwrap_or_else(|| src.clone());
     }
+    let (rows, row_offset): (&[u8], usize) = match &resized_rows {
+        Some(rows) => (rows, row_start),
+        None => (pixels, 0),
+    };
 
     let stride = out_w * 3;
     let mut out = vec![0u8; out_h * stride];
