@@ -10,7 +10,7 @@ use serde::Serialize;
 use tch::Tensor;
 
 use crate::engine::{self, Prediction, WeightsChoice};
-use crate::executor::{Model, RunOptions};
+use crate::executor::{Layout, Model, RunOptions};
 use crate::manifest::{Manifest, Measured};
 use crate::train::TrainConfig;
 use crate::zoo::{self, ArchSpec};
@@ -56,6 +56,10 @@ pub enum Command {
         /// How many classes to show.
         #[arg(long, default_value_t = 5)]
         top: i64,
+        /// Run in torchvision's NCHW layout, bit for bit PyTorch's `model(x)`, instead of the
+        /// faster channels-last one (logits within 1e-4 of it).
+        #[arg(long)]
+        reference_layout: bool,
         #[arg(long)]
         json: bool,
     },
@@ -192,7 +196,10 @@ pub fn run(command: Command) -> Result<()> {
         Command::Gui { arch, image } => crate::gui::run(arch, image),
         Command::List { json } => list(json),
         Command::Summary { arch, input, json } => summary(&arch, input.as_deref(), json),
-        Command::Classify { arch, images, model, top, json } => classify(&arch, &images, &model, top, json),
+        Command::Classify { arch, images, model, top, reference_layout, json } => {
+            let layout = if reference_layout { Layout::Reference } else { Layout::Fast };
+            classify(&arch, &images, &model, top, layout, json)
+        }
         Command::Export { arch, input, out, model, run, grads } => export(&arch, &input, &out, &model, &run, grads),
         Command::Gradients { arch, image, model, run, json } => gradients(&arch, image.as_deref(), &model, &run, json),
         Command::Train { arch, epochs, lr, batch, seed, data, out } => {
@@ -232,7 +239,7 @@ fn load(arch: &str, args: &ModelArgs) -> Result<(ArchSpec, Model)> {
 
 fn run_options(model: &Model, run: &RunArgs) -> Result<RunOptions> {
     let disabled_residuals = model.graph().resolve_residuals(&run.no_skip).map_err(anyhow::Error::msg)?;
-    Ok(RunOptions { disabled_residuals, train: false })
+    Ok(RunOptions { disabled_residuals, ..RunOptions::default() })
 }
 
 fn parse_size(text: &str) -> Result<(i64, i64)> {
@@ -402,15 +409,16 @@ struct Classified<'a> {
     top: Vec<Prediction>,
 }
 
-fn classify(arch: &str, images: &[PathBuf], args: &ModelArgs, top: i64, json: bool) -> Result<()> {
+fn classify(arch: &str, images: &[PathBuf], args: &ModelArgs, top: i64, layout: Layout, json: bool) -> Result<()> {
     let (spec, model) = load(arch, args)?;
+    let opts = RunOptions { layout, ..RunOptions::default() };
     let random = matches!(model.origin(), crate::executor::WeightsOrigin::Random { .. });
     let mut out = std::io::stdout().lock();
     let mut results = Vec::new();
     let mut failures = 0;
     for path in images {
         let predictions = engine::image_input(&spec, path)
-            .and_then(|x| model.forward(&x, &RunOptions::default()))
+            .and_then(|x| model.forward(&x, &opts))
             .and_then(|logits| engine::top_k(&logits, spec.labels, top));
         if images.len() == 1 {
             // A single image's error is the command's error, reported once by main.

@@ -4,7 +4,7 @@
 //! A `Model` owns its tensors and is `Send` but not `Sync`, like a tch module: the GUI keeps
 //! it on a worker thread.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use tch::{Device, Kind, Reduction, Tensor};
 
@@ -34,6 +34,23 @@ pub struct RunOptions {
     pub disabled_residuals: Vec<NodeId>,
     /// Batch norm uses batch statistics, dropout drops, auxiliary classifiers run.
     pub train: bool,
+    /// The memory layout of a plain forward pass. Capturing and gradient runs always use
+    /// `Layout::Reference`: what the explorer shows is PyTorch's own numbers, bit for bit.
+    pub layout: Layout,
+}
+
+/// How a plain forward pass lays out its activations and convolution weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// On the CPU, channels-last (N×H×W×C strides, PyTorch's `channels_last`): oneDNN's
+    /// convolutions run about a fifth faster on it than on NCHW on this project's machines
+    /// (README, Benchmarks). The kernels sum in another order, so logits agree with the
+    /// reference within 1e-4 (the parity tests check every architecture), not bit for bit.
+    /// On CUDA, the same as `Reference`.
+    #[default]
+    Fast,
+    /// torchvision's default NCHW: the kernels PyTorch's `model(x)` runs, bit for bit.
+    Reference,
 }
 
 /// Every node's output from one forward pass (`None` for nodes the run did not need).
@@ -62,6 +79,10 @@ pub struct Model {
     first_param: Vec<usize>,
     device: Device,
     origin: WeightsOrigin,
+    /// Plain forward's channels-last copies of the 4-D weights (`Layout::Fast`), made on first
+    /// use, each with the in-place version of the weight it was copied from, so a weight a
+    /// training step changed in place is copied again.
+    fast_weights: Mutex<Vec<Option<(i64, Tensor)>>>,
 }
 
 impl Model {
@@ -99,7 +120,8 @@ impl Model {
             first_param.push(next);
             next += graph.params[next..].iter().take_while(|p| p.node == id).count();
         }
-        Self { graph, params, first_param, device, origin }
+        let fast_weights = Mutex::new((0..params.len()).map(|_| None).collect());
+        Self { graph, params, first_param, device, origin, fast_weights }
     }
 
     pub fn graph(&self) -> &Arc<Graph> {
@@ -123,6 +145,7 @@ impl Model {
         let _guard = tch::no_grad_guard();
         self.params = placed_params(&self.graph, values, self.device)?;
         self.origin = origin;
+        self.forget_fast_weights();
         Ok(())
     }
 
@@ -138,26 +161,56 @@ impl Model {
             .collect::<Result<Vec<_>>>()?;
         self.params = moved;
         self.device = device;
+        self.forget_fast_weights();
         Ok(())
     }
 
-    /// Plain forward under `no_grad`, freeing each value after its last use.
+    /// Plain forward under `no_grad` in `opts.layout`, freeing each value after its last use.
     pub fn forward(&self, input: &Tensor, opts: &RunOptions) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
-        let mut values = self.execute(input, opts, false)?;
+        let fast = (opts.layout == Layout::Fast && !opts.train && self.device == Device::Cpu)
+            .then(|| self.fast_conv_weights())
+            .transpose()?;
+        let plan = RunPlan { keep_all: false, in_place: true, fast_weights: fast.as_deref(), until: None };
+        let mut values = self.execute(input, opts, &plan)?;
         take_output(&mut values, self.graph.output)
     }
 
     /// Forward recording the autograd graph, for a training step.
     pub fn forward_with_grad(&self, input: &Tensor, opts: &RunOptions) -> Result<Tensor> {
-        let mut values = self.execute(input, opts, false)?;
+        let plan = RunPlan { keep_all: false, in_place: false, fast_weights: None, until: None };
+        let mut values = self.execute(input, opts, &plan)?;
         take_output(&mut values, self.graph.output)
     }
 
-    /// Forward keeping every node's output.
+    /// One node's output, in the reference layout, running only the nodes it depends on and
+    /// keeping nothing else: what the explorer shows when it does not keep every output.
+    pub fn forward_to(&self, input: &Tensor, opts: &RunOptions, node: NodeId) -> Result<Tensor> {
+        if node >= self.graph.nodes.len() {
+            return Err(Error::Input(format!("{} has no node {node}", self.graph.arch)));
+        }
+        let _guard = tch::no_grad_guard();
+        let plan = RunPlan { keep_all: false, in_place: true, fast_weights: None, until: Some(node) };
+        let mut values = self.execute(input, opts, &plan)?;
+        take_output(&mut values, node)
+    }
+
+    /// Whether a run with `opts` computes `node` on its way to the logits (not a switched-off
+    /// shortcut's branch, nor an auxiliary classifier outside training).
+    pub fn runs_node(&self, node: NodeId, opts: &RunOptions) -> bool {
+        let n = self.graph.nodes.len();
+        let mut disabled = vec![false; n];
+        for &id in opts.disabled_residuals.iter().filter(|&&id| id < n) {
+            disabled[id] = true;
+        }
+        let schedule = Schedule::new(&self.graph, &disabled, opts.train, self.graph.output);
+        schedule.needed.get(node).copied().unwrap_or(false)
+    }
+
+    /// Forward keeping every node's output, in the reference layout.
     pub fn forward_capture(&self, input: &Tensor, opts: &RunOptions) -> Result<Capture> {
         let _guard = tch::no_grad_guard();
-        let outputs = self.execute(input, opts, true)?;
+        let outputs = self.execute(input, opts, &RunPlan::KEEP_ALL)?;
         let logits = outputs[self.graph.output]
             .as_ref()
             .map(Tensor::shallow_clone)
@@ -183,7 +236,9 @@ impl Model {
     ) -> Result<Option<GradientReport>> {
         let input =
             input.f_detach().and_then(|x| x.f_set_requires_grad(true)).context(|| "preparing the input".into())?;
-        let Some(outputs) = self.execute_interruptible(&input, opts, true, interrupt)? else { return Ok(None) };
+        let Some(outputs) = self.execute_interruptible(&input, opts, &RunPlan::KEEP_ALL, interrupt)? else {
+            return Ok(None);
+        };
         let logits = outputs[self.graph.output]
             .as_ref()
             .map(Tensor::shallow_clone)
@@ -258,8 +313,36 @@ impl Model {
         self.graph.infer_shapes(h, w).map(|_| ())
     }
 
-    fn execute(&self, input: &Tensor, opts: &RunOptions, keep_all: bool) -> Result<Vec<Option<Tensor>>> {
-        self.execute_interruptible(input, opts, keep_all, &|| false)?.ok_or_else(interrupted)
+    /// The 4-D weights in channels-last, parallel to `params` (`None` for the others): the
+    /// cached copies, remade where the weight changed in place since.
+    fn fast_conv_weights(&self) -> Result<Vec<Option<Tensor>>> {
+        let mut cache = self.fast_weights.lock().unwrap_or_else(PoisonError::into_inner);
+        self.params
+            .iter()
+            .zip(cache.iter_mut())
+            .map(|(param, slot)| {
+                if param.dim() != 4 {
+                    return Ok(None);
+                }
+                let version = param.f_internal_version()?;
+                if let Some((_, copy)) = slot.as_ref().filter(|(made_from, _)| *made_from == version) {
+                    return Ok(Some(copy.shallow_clone()));
+                }
+                let copy = channels_last(param.f_detach()?)?;
+                *slot = Some((version, copy.shallow_clone()));
+                Ok(Some(copy))
+            })
+            .collect::<Result<_, tch::TchError>>()
+            .context(|| "laying out the weights channels-last".into())
+    }
+
+    fn forget_fast_weights(&mut self) {
+        let cache = self.fast_weights.get_mut().unwrap_or_else(PoisonError::into_inner);
+        *cache = (0..self.params.len()).map(|_| None).collect();
+    }
+
+    fn execute(&self, input: &Tensor, opts: &RunOptions, plan: &RunPlan) -> Result<Vec<Option<Tensor>>> {
+        self.execute_interruptible(input, opts, plan, &|| false)?.ok_or_else(interrupted)
     }
 
     /// Runs the nodes in order, asking `interrupt` before each; `None` when it said stop.
@@ -267,20 +350,25 @@ impl Model {
         &self,
         input: &Tensor,
         opts: &RunOptions,
-        keep_all: bool,
+        plan: &RunPlan,
         interrupt: &dyn Fn() -> bool,
     ) -> Result<Option<Vec<Option<Tensor>>>> {
+        let fast_weights = plan.fast_weights;
         self.check_input(input)?;
         let input = input
             .f_to_device_(self.device, Kind::Float, false, false)
+            .and_then(|t| if fast_weights.is_some() { channels_last(t) } else { Ok(t) })
             .context(|| format!("moving the input to {:?}", self.device))?;
         let graph = &*self.graph;
         let mut disabled = vec![false; graph.nodes.len()];
         for &id in &opts.disabled_residuals {
             disabled[id] = true;
         }
-        let schedule = Schedule::new(graph, &disabled, opts.train);
+        let target = plan.until.unwrap_or(graph.output);
+        let schedule = Schedule::new(graph, &disabled, opts.train, target);
         let mut values: Vec<Option<Tensor>> = (0..graph.nodes.len()).map(|_| None).collect();
+        // Whether a value's memory is its own, not shared with a live input it aliases.
+        let mut owns_memory = vec![false; graph.nodes.len()];
         for (id, node) in graph.nodes.iter().enumerate() {
             if !schedule.needed[id] {
                 continue;
@@ -288,8 +376,26 @@ impl Model {
             if interrupt() {
                 return Ok(None);
             }
+            // Like torchvision's `inplace=True`: an activation overwrites its input when no
+            // other node reads it and its memory is its own (one allocation and pass fewer).
+            let overwritable = match (&node.op, node.inputs.as_slice()) {
+                (Op::Activation(a), [edge])
+                    if plan.in_place
+                        && owns_memory[edge.from]
+                        && schedule.uses[edge.from] == 1
+                        && edge.from != target =>
+                {
+                    Some((*a, edge.from))
+                }
+                _ => None,
+            };
             let output = if id == graph.input {
                 input.shallow_clone()
+            } else if let Some((activation, from)) = overwritable {
+                let x = values[from]
+                    .take()
+                    .ok_or_else(|| Error::Input(format!("{}: an input was not computed", node.name)))?;
+                activate_in_place(x, activation).context(|| format!("{} ({})", node.name, node.op.kind_name()))?
             } else {
                 // A switched-off merge reads its branch alone; the shortcut was not run.
                 let used = if disabled[id] && node.op.is_residual_merge() { 1 } else { node.inputs.len() };
@@ -298,13 +404,14 @@ impl Model {
                     .map(|e| values[e.from].as_ref())
                     .collect::<Option<_>>()
                     .ok_or_else(|| Error::Input(format!("{}: an input was not computed", node.name)))?;
-                self.eval_node(id, &inputs, disabled[id], opts.train)
+                self.eval_node(id, &inputs, disabled[id], opts.train, fast_weights)
                     .context(|| format!("{} ({})", node.name, node.op.kind_name()))?
             };
             values[id] = Some(output);
-            if !keep_all {
+            owns_memory[id] = overwritable.is_some() || makes_new_tensor(&node.op, disabled[id]);
+            if !plan.keep_all {
                 for edge in &node.inputs {
-                    if schedule.last_use[edge.from] == id && edge.from != graph.output {
+                    if schedule.last_use[edge.from] == id && edge.from != target {
                         values[edge.from] = None;
                     }
                 }
@@ -313,13 +420,22 @@ impl Model {
         Ok(Some(values))
     }
 
-    fn eval_node(&self, id: NodeId, x: &[&Tensor], residual_off: bool, train: bool) -> Result<Tensor, tch::TchError> {
-        let p = &self.params[self.first_param[id]..];
+    fn eval_node(
+        &self,
+        id: NodeId,
+        x: &[&Tensor],
+        residual_off: bool,
+        train: bool,
+        fast_weights: Option<&[Option<Tensor>]>,
+    ) -> Result<Tensor, tch::TchError> {
+        let first = self.first_param[id];
+        let p = &self.params[first..];
         match &self.graph.nodes[id].op {
             Op::Input { .. } => Ok(x[0].shallow_clone()),
             Op::Conv2d(c) => {
+                let weight = fast_weights.and_then(|w| w[first].as_ref()).unwrap_or(&p[0]);
                 let bias = c.bias.then(|| &p[1]);
-                x[0].f_conv2d(&p[0], bias, c.stride, c.padding, c.dilation, c.groups)
+                x[0].f_conv2d(weight, bias, c.stride, c.padding, c.dilation, c.groups)
             }
             Op::BatchNorm2d { eps, momentum, .. } => Tensor::f_batch_norm(
                 x[0],
@@ -408,24 +524,84 @@ impl Model {
     }
 }
 
-/// Which nodes a run needs and where each value is used last, so plain forward can free
-/// activations as early as PyTorch does.
+/// How one run treats its values.
+struct RunPlan<'a> {
+    /// Keep every node's output (capture, gradients); otherwise free each after its last use.
+    keep_all: bool,
+    /// Let activations overwrite their input (plain forward: no autograd, nothing kept).
+    in_place: bool,
+    /// Channels-last copies of the 4-D weights (`Layout::Fast`): the input and the
+    /// convolutions run channels-last.
+    fast_weights: Option<&'a [Option<Tensor>]>,
+    /// Run only what this node needs (default: the logits).
+    until: Option<NodeId>,
+}
+
+impl RunPlan<'_> {
+    const KEEP_ALL: RunPlan<'static> = RunPlan { keep_all: true, in_place: false, fast_weights: None, until: None };
+}
+
+/// Whether `eval_node` gives `op` a tensor of its own rather than a view or the input itself,
+/// so overwriting it cannot change another value.
+fn makes_new_tensor(op: &Op, residual_off: bool) -> bool {
+    match op {
+        Op::Conv2d(_)
+        | Op::BatchNorm2d { .. }
+        | Op::Linear { .. }
+        | Op::Activation(_)
+        | Op::MaxPool2d(_)
+        | Op::AvgPool2d(_)
+        | Op::AdaptiveAvgPool2d { .. }
+        | Op::ScaledAdd { .. }
+        | Op::Concat
+        | Op::Scale
+        | Op::LocalResponseNorm { .. }
+        | Op::ChannelAffine { .. } => true,
+        Op::Add => !residual_off,
+        // Views or the input itself (and `contiguous` may return its input unchanged).
+        Op::Input { .. }
+        | Op::Dropout { .. }
+        | Op::StochasticDepth { .. }
+        | Op::Flatten
+        | Op::ChannelShuffle { .. }
+        | Op::ChannelSlice { .. }
+        | Op::ZeroPad { .. } => false,
+    }
+}
+
+fn activate_in_place(mut x: Tensor, activation: Activation) -> Result<Tensor, tch::TchError> {
+    match activation {
+        Activation::Relu => x.f_relu_(),
+        Activation::Relu6 => x.f_relu6_(),
+        Activation::Sigmoid => x.f_sigmoid_(),
+        Activation::Tanh => x.f_tanh_(),
+        Activation::HardSigmoid => x.f_hardsigmoid_(),
+        Activation::HardSwish => x.f_hardswish_(),
+        Activation::Silu => x.f_silu_(),
+    }
+}
+
+/// Which nodes a run needs, how many needed nodes read each value and where it is read last,
+/// so plain forward can free activations as early as PyTorch does.
 struct Schedule {
     needed: Vec<bool>,
+    uses: Vec<u32>,
     last_use: Vec<NodeId>,
 }
 
 impl Schedule {
-    fn new(graph: &Graph, disabled: &[bool], train: bool) -> Self {
+    /// The run that computes `output` (and in training, the auxiliary classifiers).
+    fn new(graph: &Graph, disabled: &[bool], train: bool, output: NodeId) -> Self {
         let n = graph.nodes.len();
         let mut needed = vec![false; n];
-        needed[graph.output] = true;
+        needed[output] = true;
         if train {
             for &aux in &graph.aux_outputs {
                 needed[aux] = true;
             }
         }
         let mut last_use = vec![0; n];
+        let mut uses = vec![0; n];
         for id in (0..n).rev() {
             if !needed[id] {
                 continue;
@@ -437,10 +613,11 @@ impl Schedule {
                     continue;
                 }
                 needed[edge.from] = true;
+                uses[edge.from] += 1;
                 last_use[edge.from] = last_use[edge.from].max(id);
             }
         }
-        Self { needed, last_use }
+        Self { needed, uses, last_use }
     }
 }
 
@@ -450,6 +627,20 @@ fn interrupted() -> Error {
 
 fn take_output(values: &mut [Option<Tensor>], output: NodeId) -> Result<Tensor> {
     values[output].take().ok_or_else(|| Error::Input("the output was not computed".into()))
+}
+
+/// The same N×C×H×W tensor with N×H×W×C strides (PyTorch's `channels_last`); others as they are.
+fn channels_last(t: Tensor) -> Result<Tensor, tch::TchError> {
+    if t.dim() != 4 || is_channels_last(&t) {
+        return Ok(t);
+    }
+    t.f_permute([0, 2, 3, 1])?.f_contiguous()?.f_permute([0, 3, 1, 2])
+}
+
+fn is_channels_last(t: &Tensor) -> bool {
+    let (size, stride) = (t.size(), t.stride());
+    let &[_, c, _, w] = size.as_slice() else { return false };
+    stride.get(1) == Some(&1) && stride.get(3) == Some(&c) && stride.get(2) == Some(&(c * w))
 }
 
 pub fn check_device(device: Device) -> Result<()> {

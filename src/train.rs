@@ -187,7 +187,7 @@ pub fn train(model: &Model, digits: &Digits, config: &TrainConfig, progress: &mu
     let trainable: Vec<&Tensor> =
         model.params().iter().zip(&model.graph().params).filter(|(_, s)| s.trainable).map(|(t, _)| t).collect();
     let mut adam = Adam::new(&trainable, config.lr)?;
-    let opts = RunOptions { disabled_residuals: Vec::new(), train: true };
+    let opts = RunOptions { train: true, ..RunOptions::default() };
     // Every digit as a tensor once; batches are row selections of it.
     let every: Vec<usize> = (0..digits.labels.len()).collect();
     let (all_inputs, all_labels) = batch(digits, &every)?;

@@ -4,7 +4,7 @@ mod common;
 
 use std::sync::Arc;
 
-use convscope::executor::{Model, RunOptions};
+use convscope::executor::{Layout, Model, RunOptions};
 use convscope::zoo;
 use tch::{Device, Kind, Tensor};
 
@@ -58,17 +58,19 @@ fn the_three_modes_agree_and_switches_change_the_result() {
     let model = model("resnet20");
     tch::manual_seed(3);
     let x = Tensor::randn([2, 3, 32, 32], (Kind::Float, Device::Cpu));
-    let plain = model.forward(&x, &RunOptions::default()).unwrap();
+    let plain = model.forward(&x, &REFERENCE_LAYOUT).unwrap();
     let capture = model.forward_capture(&x, &RunOptions::default()).unwrap();
     let grads = model.gradients(&x, Some(4), &RunOptions::default()).unwrap();
-    assert!(plain.allclose(&capture.logits, 0.0, 0.0, false), "plain and capture are the same computation");
+    assert!(plain.equal(&capture.logits), "plain and capture are the same computation");
     assert!(plain.allclose(&grads.logits, 1e-6, 1e-6, false));
     assert_eq!(grads.targets, vec![4, 4]);
     assert!(capture.outputs.iter().all(Option::is_some));
     assert!(grads.param_grad_norms.iter().zip(&model.graph().params).all(|(g, p)| g.is_some() == p.trainable));
 
-    let off =
-        RunOptions { disabled_residuals: model.graph().resolve_residuals(&["all".into()]).unwrap(), train: false };
+    let off = RunOptions {
+        disabled_residuals: model.graph().resolve_residuals(&["all".into()]).unwrap(),
+        ..REFERENCE_LAYOUT
+    };
     let without = model.forward(&x, &off).unwrap();
     assert!(!plain.allclose(&without, 1e-3, 1e-3, false), "switching the shortcuts off must change the logits");
     // A disabled merge outputs its residual branch alone.
@@ -78,6 +80,83 @@ fn the_three_modes_agree_and_switches_change_the_result() {
     let bn2 = graph.node_id("layer1.0.bn2").unwrap();
     assert!(cap.outputs[add].as_ref().unwrap().equal(cap.outputs[bn2].as_ref().unwrap()));
     assert!(model.gradients(&x, Some(10), &RunOptions::default()).is_err(), "class 10 of 10 is out of range");
+}
+
+const REFERENCE_LAYOUT: RunOptions =
+    RunOptions { disabled_residuals: Vec::new(), train: false, layout: Layout::Reference };
+
+/// Plain forward overwrites activations' inputs and, in the fast layout, runs channels-last on
+/// cached weight copies: none of it may change what the reference computes.
+#[test]
+fn plain_forward_in_either_layout_computes_what_capture_computes() {
+    // Shortcuts, channel shuffles and slices, squeeze-excitation, dense concatenations, and
+    // every activation kind the zoo uses.
+    for arch in ["resnet18", "shufflenet_v2_x0_5", "mobilenet_v3_small", "efficientnet_b0", "densenet121"] {
+        let model = model(arch);
+        tch::manual_seed(5);
+        let x = Tensor::randn([1, 3, 224, 224], (Kind::Float, Device::Cpu));
+        let untouched = x.copy();
+        let captured = model.forward_capture(&x, &RunOptions::default()).unwrap().logits;
+        let reference = model.forward(&x, &REFERENCE_LAYOUT).unwrap();
+        assert!(reference.equal(&captured), "{arch}: the reference layout is the capture's computation, bit for bit");
+        let fast = model.forward(&x, &RunOptions::default()).unwrap();
+        assert!(fast.allclose(&reference, 1e-4, 1e-4, false), "{arch}: the fast layout agrees within 1e-4");
+        assert!(model.forward(&x, &RunOptions::default()).unwrap().equal(&fast), "{arch}: a second run agrees");
+        assert!(x.equal(&untouched), "{arch}: the caller's input is never overwritten");
+    }
+}
+
+/// What the explorer shows when it keeps only the layer on show: each node's output from a run
+/// up to that node alone, the same numbers the capture kept, and none for nodes it skips.
+#[test]
+fn a_run_up_to_one_node_gives_what_the_capture_kept() {
+    for (arch, switches) in [("resnet18", vec!["all".to_owned()]), ("mobilenet_v3_small", Vec::new())] {
+        let model = model(arch);
+        tch::manual_seed(8);
+        let x = Tensor::randn([1, 3, 96, 96], (Kind::Float, Device::Cpu));
+        let opts =
+            RunOptions { disabled_residuals: model.graph().resolve_residuals(&switches).unwrap(), ..REFERENCE_LAYOUT };
+        let capture = model.forward_capture(&x, &opts).unwrap();
+        let mut compared = 0;
+        for (node, kept) in capture.outputs.iter().enumerate() {
+            assert_eq!(model.runs_node(node, &opts), kept.is_some(), "{arch}: node {node}");
+            let Some(kept) = kept else { continue };
+            // Every third node keeps the test quick; each run recomputes from the input.
+            if node % 3 == 0 || node == model.graph().output {
+                let alone = model.forward_to(&x, &opts, node).unwrap();
+                assert!(alone.equal(kept), "{arch}: {}", model.graph().nodes[node].name);
+                compared += 1;
+            }
+        }
+        assert!(compared > 10, "{arch}: {compared} nodes compared");
+        if arch == "resnet18" {
+            let skipped = model.graph().node_id("layer2.0.downsample.0").unwrap();
+            assert!(!model.runs_node(skipped, &opts), "a switched-off shortcut's branch does not run");
+        }
+    }
+    assert!(
+        model("lenet5")
+            .forward_to(&Tensor::zeros([1, 1, 32, 32], (Kind::Float, Device::Cpu)), &REFERENCE_LAYOUT, 10_000)
+            .is_err()
+    );
+}
+
+#[test]
+fn the_fast_layout_sees_weights_changed_in_place() {
+    let model = model("resnet18");
+    tch::manual_seed(6);
+    let x = Tensor::randn([1, 3, 64, 64], (Kind::Float, Device::Cpu));
+    let before = model.forward(&x, &RunOptions::default()).unwrap();
+    // What an optimiser step does: the weight tensor itself changes, in place.
+    let conv1 = model.graph().params.iter().position(|p| p.key == "conv1.weight").unwrap();
+    {
+        let _guard = tch::no_grad_guard();
+        let _ = model.params()[conv1].shallow_clone().f_mul_scalar_(0.5).unwrap();
+    }
+    let fast = model.forward(&x, &RunOptions::default()).unwrap();
+    let reference = model.forward(&x, &REFERENCE_LAYOUT).unwrap();
+    assert!(!fast.allclose(&before, 1e-3, 1e-3, false), "the cached channels-last copy was remade");
+    assert!(fast.allclose(&reference, 1e-4, 1e-4, false));
 }
 
 #[test]

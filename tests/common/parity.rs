@@ -7,8 +7,10 @@
 
 use std::collections::HashMap;
 
+use convscope::engine::{self, WeightsChoice};
+use convscope::executor::{Layout, RunOptions};
 use convscope::graph::Graph;
-use tch::Tensor;
+use tch::{Device, Tensor};
 
 use super::{assert_close, fixture_dir, read, run_ok, scalar};
 
@@ -69,6 +71,7 @@ pub fn check_arch(arch: &str) {
         let ours = export(arch, no_skip);
         let label = |what: &str| format!("{arch}{}: {what}", if no_skip { " without residuals" } else { "" });
         assert_close(&label("logits"), &ours["logits"], &reference[&format!("{prefix}logits")], RTOL, ATOL);
+        check_plain_forward(arch, no_skip, &ours["logits"], &reference[&format!("{prefix}logits")], &label);
         assert_eq!(
             Vec::<i64>::try_from(&ours["target"]).unwrap(),
             Vec::<i64>::try_from(&reference[&format!("{prefix}target")]).unwrap(),
@@ -118,6 +121,31 @@ pub fn check_arch(arch: &str) {
         }
         assert!(param_grads > 0);
     }
+}
+
+/// Plain forward (`classify`'s path) on the same weights and input: in the reference layout
+/// it gives the export's logits bit for bit; in the fast channels-last one, logits within
+/// 1e-4 of the reference's (plus 1e-6 of the largest logit).
+fn check_plain_forward(arch: &str, no_skip: bool, exported: &Tensor, theirs: &Tensor, label: &dyn Fn(&str) -> String) {
+    let dir = fixture_dir(arch);
+    let spec = convscope::zoo::find(arch).unwrap();
+    let weights = WeightsChoice::File(dir.join("weights.safetensors"));
+    let (model, _) = engine::load_model(&spec, &weights, Device::Cpu).unwrap();
+    let input = engine::tensor_input(&dir.join("input.safetensors")).unwrap();
+    let disabled_residuals =
+        if no_skip { model.graph().resolve_residuals(&["all".into()]).unwrap() } else { Vec::new() };
+    let run = |layout| {
+        let opts = RunOptions { disabled_residuals: disabled_residuals.clone(), layout, ..RunOptions::default() };
+        model.forward(&input, &opts).unwrap()
+    };
+    let reference_layout = run(Layout::Reference);
+    assert!(reference_layout.equal(exported), "{}", label("plain forward in the reference layout is not bit for bit"));
+    // Summing in another order errs in proportion to the largest values the network makes,
+    // not to each logit: a randomly initialised Inception v3's logits reach 1.7e12, where the
+    // fast layout is 6e-7 off relative to them. Hence 1e-6 of the largest logit on top of the
+    // usual tolerance, which for real logits (tens at most) adds under 1e-4.
+    let scale = theirs.abs().max().double_value(&[]);
+    assert_close(&label("plain forward, fast layout"), &run(Layout::Fast), theirs, RTOL, ATOL + 1e-6 * scale);
 }
 
 /// Each `(arch, parameters, MACs at the native input)` is the reference's published figure:
