@@ -5,6 +5,7 @@
 //! - `zoo`: one file per family; `preprocess`: image decoding and transforms, `resample`:
 //!   Pillow's resize.
 //! - `manifest`, `store`: the installed weights folder; `train`: LeNet-5 on MNIST digits.
+//! - `memory`: the allocator policy that lets repeated captures reuse their pages.
 //! - `engine`: what the CLI, the GUI and the tests share; `cli`, `gui`: the faces.
 
 pub mod app;
@@ -17,6 +18,7 @@ pub mod executor;
 pub mod graph;
 pub mod gui;
 pub mod manifest;
+pub mod memory;
 pub mod preprocess;
 pub mod resample;
 pub mod shapes;

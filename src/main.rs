@@ -4,6 +4,7 @@ use convscope::cli::{Cli, Command, run};
 
 fn main() -> std::process::ExitCode {
     convscope::crash::install_panic_hook();
+    convscope::memory::keep_freed_memory();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Gui { arch: None, image: None });
     match run(command) {
