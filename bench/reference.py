@@ -14,7 +14,8 @@ Requests (`cmd`):
            builds the reference model, loads the safetensors weights convscope wrote, reads the
            shared input; answers the plain-forward logits (for the same-weights check) and the
            image's top-5
-  run      {mode}                          one timed run: forward | capture | gradients | top5 | load;
+  run      {mode}                          one timed run: forward | forward-nchw | forward-nhwc | capture |
+                                           gradients | top5 | load;
                                            answers seconds and minor page faults
   top5_parts {repeats}                     median seconds of decode, transforms, forward + top-5
   reset_peak                               resets VmHWM (peak RSS) to the current RSS
@@ -115,6 +116,7 @@ class Bench:
         self.modules = [m for name, m in self.model.named_modules() if name]
         self.params = [p for p in self.model.parameters()]
         self.x = load_file(req["input"])["input"].to(self.device)
+        self.x_channels_last = self.x.to(memory_format=torch.channels_last)
         pre = req["preprocess"]
         mode = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}[pre["interpolation"]]
         self.transform = T.Compose([
@@ -134,9 +136,9 @@ class Bench:
 
     # ---- the five modes ------------------------------------------------------------------
 
-    def forward(self):
+    def forward(self, x=None):
         with torch.inference_mode():
-            y = self.model(self.x)
+            y = self.model(self.x if x is None else x)
         self.sync()
         return y
 
@@ -206,8 +208,10 @@ class Bench:
         with self.mode_settings(mode):
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             start = time.perf_counter()
-            if mode == "forward":
+            if mode in ("forward", "forward-nchw"):
                 self.forward()
+            elif mode == "forward-nhwc":
+                self.forward(self.x_channels_last)
             elif mode == "capture":
                 self.capture()
             elif mode == "gradients":
@@ -225,7 +229,16 @@ class Bench:
     @contextlib.contextmanager
     def mode_settings(self, mode):
         """Outside the timed region: the hooks of capture and gradients (the plain model has
-        none, as users run it) and in-place activations switched off for them."""
+        none, as users run it) and in-place activations switched off for them; for
+        forward-nhwc, the model's 4-D weights in channels_last, as PyTorch's docs advise (in
+        place and back afterwards, so no second copy of the weights counts in the peak RSS)."""
+        if mode == "forward-nhwc":
+            self.model.to(memory_format=torch.channels_last)
+            try:
+                yield
+            finally:
+                self.model.to(memory_format=torch.contiguous_format)
+            return
         if mode not in ("capture", "gradients"):
             yield
             return
