@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use app_harness::TestFile;
-use convscope::app::worker::{ImageInput, Payload, Reply, Request, RequestKind, WorkerHandle};
+use convscope::app::worker::{ImageInput, Payload, Reply, Request, RequestKind, Retention, WorkerHandle};
 use convscope::app::{App, Start};
 use convscope::engine::WeightsChoice;
 use convscope::preprocess::Preprocess;
@@ -165,7 +165,7 @@ impl Driver {
             self.newest_image = Some(image);
             return;
         }
-        self.send(Request::Classify { image, disabled: Vec::new() });
+        self.send(Request::Classify { image, disabled: Vec::new(), retention: Retention::EveryLayer });
     }
 
     /// One frame's worth of replies.
@@ -187,7 +187,11 @@ impl Driver {
                 Ok(Payload::Predicted(predicted)) if Some(predicted.arch) == self.loaded => {
                     self.shown = Some((predicted.arch, predicted.image.name()));
                     self.send(Request::Activation { node: 1 });
-                    self.send(Request::Gradients { disabled: Vec::new(), target: None });
+                    self.send(Request::Gradients {
+                        disabled: Vec::new(),
+                        target: None,
+                        retention: Retention::EveryLayer,
+                    });
                 }
                 Ok(Payload::Gradients(flow)) => self.gradients_for = Some(flow.arch),
                 Ok(_) => {}
@@ -269,14 +273,14 @@ fn a_switch_during_a_gradient_pass_is_served_first() {
     driver.settle();
     assert_eq!(driver.gradients_for, Some("resnet50"), "the prediction's gradients ran");
     let start = Instant::now();
-    driver.send(Request::Gradients { disabled: Vec::new(), target: None });
+    driver.send(Request::Gradients { disabled: Vec::new(), target: None, retention: Retention::EveryLayer });
     driver.settle();
     let full_pass = start.elapsed();
 
     // A device move sent while the pass runs is answered first; the pass, put back behind
     // it, then runs on the moved model.
     driver.gradients_for = None;
-    driver.send(Request::Gradients { disabled: Vec::new(), target: None });
+    driver.send(Request::Gradients { disabled: Vec::new(), target: None, retention: Retention::EveryLayer });
     driver.send(Request::Device(Device::Cpu));
     let order: Vec<(RequestKind, bool)> = driver.settle().iter().map(|r| (r.kind, r.result.is_ok())).collect();
     assert_eq!(
@@ -289,7 +293,7 @@ fn a_switch_during_a_gradient_pass_is_served_first() {
     // A new architecture sent while the pass runs is loaded without waiting for it; the pass,
     // about a model that is gone, is dropped without an answer or an error. (The driver then
     // runs the image on the new model, with its own gradients, as the app does.)
-    driver.send(Request::Gradients { disabled: Vec::new(), target: None });
+    driver.send(Request::Gradients { disabled: Vec::new(), target: None, retention: Retention::EveryLayer });
     let sent = Instant::now();
     driver.load(zoo::find("lenet5").expect("lenet5"));
     let mut loaded_after = None;

@@ -34,7 +34,7 @@ use crate::engine::{self, WeightsChoice};
 use crate::graph::{BlockKind, Graph, NodeId};
 use crate::shapes::ShapeReport;
 use crate::zoo::{self, ArchSpec};
-use worker::{ImageInput, Payload, Reply, Request, RequestKind, WorkerHandle};
+use worker::{ImageInput, Payload, Reply, Request, RequestKind, Retention, WorkerHandle};
 
 /// How long the play button shows each node.
 const PLAY_STEP: Duration = Duration::from_millis(600);
@@ -59,6 +59,8 @@ pub struct Settings {
     pub per_channel: bool,
     /// How many channels the grid shows at most.
     pub channel_limit: usize,
+    /// Which outputs of a run stay in memory for the layer view.
+    pub retention: Retention,
 }
 
 impl Settings {
@@ -97,6 +99,7 @@ impl Default for Settings {
             theme: ThemeChoice::System,
             per_channel: true,
             channel_limit: 64,
+            retention: Retention::EveryLayer,
         }
     }
 }
@@ -179,6 +182,8 @@ pub enum Command {
     SetResiduals(BTreeSet<NodeId>),
     SetTarget(Option<i64>),
     SetTheme(ThemeChoice),
+    /// Keeps every layer's output, or only the one on show, and runs the image again.
+    SetRetention(Retention),
     /// `convscope weights fetch ID`, on its own thread: it may take minutes, or fail at once
     /// without internet.
     FetchWeights(&'static str),
@@ -533,6 +538,10 @@ impl App {
                 rt.gradients.disabled = disabled;
                 self.rerun();
             }
+            Command::SetRetention(retention) => {
+                self.settings.retention = retention;
+                self.rerun();
+            }
             Command::SetTarget(target) => {
                 rt.gradients.target = target;
                 self.request_gradients();
@@ -696,14 +705,15 @@ impl App {
     /// Runs an image; its gradients follow once it has run, so a file that fails to decode
     /// leaves everything as it was.
     fn classify(&mut self, image: ImageInput) {
-        let disabled = self.disabled();
-        self.runtime.worker.send(Request::Classify { image, disabled });
+        let (disabled, retention) = (self.disabled(), self.settings.retention);
+        self.runtime.worker.send(Request::Classify { image, disabled, retention });
     }
 
     fn request_gradients(&mut self) {
         if self.settings.show_gradients && self.runtime.prediction.is_some() {
-            let (disabled, target) = (self.disabled(), self.runtime.gradients.target);
-            self.runtime.worker.send(Request::Gradients { disabled, target });
+            let (disabled, target, retention) =
+                (self.disabled(), self.runtime.gradients.target, self.settings.retention);
+            self.runtime.worker.send(Request::Gradients { disabled, target, retention });
         }
     }
 

@@ -21,7 +21,7 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 use crate::engine::{self, Prediction, WeightsChoice};
-use crate::executor::{Model, RunOptions};
+use crate::executor::{Layout, Model, RunOptions};
 use crate::graph::NodeId;
 use crate::preprocess::{self, MNIST_MEAN, MNIST_STD, Preprocess};
 use crate::zoo::ArchSpec;
@@ -73,12 +73,24 @@ pub enum Request {
     Load { spec: Box<ArchSpec>, weights: WeightsChoice, device: Device },
     /// Moves the model to another device.
     Device(Device),
-    /// Decodes, preprocesses and runs an image, keeping every node's output for the layer view.
-    Classify { image: ImageInput, disabled: Vec<NodeId> },
+    /// Decodes, preprocesses and runs an image, keeping outputs for the layer view as asked.
+    Classify { image: ImageInput, disabled: Vec<NodeId>, retention: Retention },
     /// Forward + backward on the current image: gradient norms along depth.
-    Gradients { disabled: Vec<NodeId>, target: Option<i64> },
+    Gradients { disabled: Vec<NodeId>, target: Option<i64>, retention: Retention },
     /// One node's output from the last run.
     Activation { node: NodeId },
+}
+
+/// Which outputs of a run the worker keeps for the layer view. They stay on the model's
+/// device either way; only the node on show is copied to the CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Retention {
+    /// Every node's output: picking another layer shows it at once.
+    #[default]
+    EveryLayer,
+    /// Only the node on show: picking another runs the network again, up to that node.
+    /// EfficientNet-B7's outputs at 600×600 take 4 GB; this keeps one of them.
+    ViewedLayer,
 }
 
 /// Kinds of request, in the order one drained batch is worked through: a new model first,
@@ -381,8 +393,12 @@ struct Worker {
     model_seq: u64,
     /// The preprocessed current image (`1×C×H×W`, on the CPU).
     input: Option<Tensor>,
-    /// Every node's output from the last run, for the layer view.
+    /// The outputs kept from the last run (or, keeping only the viewed layer, the one last
+    /// shown), for the layer view.
     outputs: Vec<Option<Tensor>>,
+    /// The residual switches and retention of the last run, to run it again up to a node.
+    disabled: Vec<NodeId>,
+    retention: Retention,
 }
 
 impl Worker {
@@ -449,15 +465,15 @@ impl Worker {
                 model.to_device(device).map_err(plain)?;
                 Payload::Moved(device)
             }
-            Request::Classify { image, disabled } => {
+            Request::Classify { image, disabled, retention } => {
                 let predicted = self
-                    .classify(&image, &disabled)
+                    .classify(&image, &disabled, retention)
                     .map_err(|message| ReplyError { message, image: Some(image.name()) })?;
                 Payload::Predicted(Box::new(predicted))
             }
-            Request::Gradients { disabled, target } => {
+            Request::Gradients { disabled, target, retention } => {
                 let interrupt = || inbox.should_yield(RequestKind::Gradients);
-                match self.gradients(&disabled, target, &interrupt).map_err(plain)? {
+                match self.gradients(&disabled, target, retention, &interrupt).map_err(plain)? {
                     Some(flow) => Payload::Gradients(Box::new(flow)),
                     None => return Ok(None),
                 }
@@ -491,7 +507,7 @@ impl Worker {
         Ok(Payload::Loaded(loaded))
     }
 
-    fn classify(&mut self, image: &ImageInput, disabled: &[NodeId]) -> Result<Predicted, String> {
+    fn classify(&mut self, image: &ImageInput, disabled: &[NodeId], retention: Retention) -> Result<Predicted, String> {
         let (spec, model) = self.loaded()?;
         let start = Instant::now();
         let decoded = match image {
@@ -517,9 +533,17 @@ impl Worker {
         let preview = preview(&input, &spec.preprocess)?;
         let preprocess_ms = elapsed_ms(start);
         let start = Instant::now();
-        let options = RunOptions { disabled_residuals: disabled.to_vec(), train: false };
-        let capture = model.forward_capture(&input, &options).map_err(|e| e.to_string())?;
-        let top5 = engine::top_k(&capture.logits, spec.labels, 5).map_err(|e| e.to_string())?;
+        // The reference layout either way: the layer view shows PyTorch's numbers.
+        let options =
+            RunOptions { disabled_residuals: disabled.to_vec(), layout: Layout::Reference, ..RunOptions::default() };
+        let (logits, outputs) = match retention {
+            Retention::EveryLayer => {
+                let capture = model.forward_capture(&input, &options).map_err(|e| e.to_string())?;
+                (capture.logits, capture.outputs)
+            }
+            Retention::ViewedLayer => (model.forward(&input, &options).map_err(|e| e.to_string())?, Vec::new()),
+        };
+        let top5 = engine::top_k(&logits, spec.labels, 5).map_err(|e| e.to_string())?;
         let forward_ms = elapsed_ms(start);
         let predicted = Predicted {
             arch: spec.id,
@@ -535,7 +559,9 @@ impl Worker {
             device: model.device(),
         };
         self.input = Some(input);
-        self.outputs = capture.outputs;
+        self.outputs = outputs;
+        self.disabled = disabled.to_vec();
+        self.retention = retention;
         Ok(predicted)
     }
 
@@ -544,12 +570,13 @@ impl Worker {
         &mut self,
         disabled: &[NodeId],
         target: Option<i64>,
+        retention: Retention,
         interrupt: &dyn Fn() -> bool,
     ) -> Result<Option<GradientFlow>, String> {
         let (spec, model) = self.loaded()?;
         let input = self.input.as_ref().ok_or("open an image first: gradients are taken for an image")?;
         let graph = model.graph();
-        let options = RunOptions { disabled_residuals: disabled.to_vec(), train: false };
+        let options = RunOptions { disabled_residuals: disabled.to_vec(), ..RunOptions::default() };
         let start = Instant::now();
         let Some(report) =
             model.gradients_interruptible(input, target, &options, interrupt).map_err(|e| e.to_string())?
@@ -578,12 +605,35 @@ impl Worker {
             device: model.device(),
         };
         // The layer view now shows the network as switched.
-        self.outputs = report.outputs;
+        self.outputs = match retention {
+            Retention::EveryLayer => report.outputs,
+            Retention::ViewedLayer => Vec::new(),
+        };
+        self.disabled = disabled.to_vec();
+        self.retention = retention;
         Ok(Some(flow))
     }
 
-    fn activation(&self, node: NodeId) -> Result<ActivationData, ReplyError> {
-        let (spec, _) = self.loaded().map_err(plain)?;
+    fn activation(&mut self, node: NodeId) -> Result<ActivationData, ReplyError> {
+        let (spec, model) = self.loaded().map_err(plain)?;
+        let arch = spec.id;
+        let kept = self.outputs.get(node).is_some_and(Option::is_some);
+        if !kept && self.retention == Retention::ViewedLayer {
+            let input = self.input.as_ref().ok_or_else(|| plain("open an image first"))?;
+            let options = RunOptions {
+                disabled_residuals: self.disabled.clone(),
+                layout: Layout::Reference,
+                ..RunOptions::default()
+            };
+            // A node the switched network does not run has no output, as with every layer kept.
+            if model.runs_node(node, &options) {
+                let output = model.forward_to(input, &options, node).map_err(plain)?;
+                // One layer is kept at a time: the previous one goes.
+                let mut outputs: Vec<Option<Tensor>> = (0..model.graph().nodes.len()).map(|_| None).collect();
+                outputs[node] = Some(output);
+                self.outputs = outputs;
+            }
+        }
         let tensor = self.outputs.get(node).and_then(Option::as_ref).ok_or_else(|| {
             plain("this node has no output yet: open an image (nodes off the path of the last run have none)")
         })?;
@@ -597,7 +647,7 @@ impl Worker {
             .f_flatten(0, -1)
             .map_err(|e| plain(e.to_string()))
             .and_then(|flat| Vec::<f32>::try_from(&flat).map_err(|e| plain(e.to_string())))?;
-        Ok(ActivationData { arch: spec.id, node, shape, values })
+        Ok(ActivationData { arch, node, shape, values })
     }
 }
 
