@@ -17,6 +17,8 @@
 //! the same thread count and time only the operation itself. Machines here are noisy: the
 //! ratio of paired, interleaved runs is the figure that counts.
 
+pub mod memory;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};

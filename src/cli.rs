@@ -105,9 +105,16 @@ pub enum Command {
         /// Architectures (default: resnet18, resnet50, vgg16, inception_v3, densenet121,
         /// mobilenet_v2, efficientnet_b0, efficientnet_lite0).
         cases: Vec<String>,
-        /// Modes: forward, capture, gradients, top5, load (default: all).
+        /// Modes: forward, forward-nchw, forward-nhwc, capture, gradients, top5, load (default: all).
         #[arg(long, value_delimiter = ',')]
         modes: Vec<String>,
+        /// Measure the peak memory of keeping every output instead of timing, one fresh process
+        /// per case (default cases: vgg19, efficientnet_b7).
+        #[arg(long)]
+        memory: bool,
+        /// One case of --memory, in this process (what --memory starts).
+        #[arg(long, hide = true)]
+        memory_child: bool,
         #[arg(long, default_value_t = crate::bench::BenchArgs::default().rounds)]
         rounds: usize,
         #[arg(long, default_value_t = crate::bench::BenchArgs::default().warmup)]
@@ -206,7 +213,15 @@ pub fn run(command: Command) -> Result<()> {
             train(&arch, &TrainConfig { epochs, lr, batch, seed }, data, out)
         }
         Command::Weights(command) => weights(command),
-        Command::Bench { cases, modes, rounds, warmup, threads, device, quick, json } => {
+        Command::Bench { cases, memory_child: true, threads, .. } => match cases.as_slice() {
+            [case] => crate::bench::memory::child(case, threads.unwrap_or(1)),
+            _ => bail!("--memory-child measures exactly one case"),
+        },
+        Command::Bench { cases, memory: true, threads, json, .. } => {
+            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            crate::bench::memory::run(&cases, threads, json.as_ref())
+        }
+        Command::Bench { cases, modes, rounds, warmup, threads, device, quick, json, .. } => {
             crate::bench::run(&crate::bench::BenchArgs {
                 cases,
                 modes,
