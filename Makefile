@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON := .venv/bin/python
 
-.PHONY: run test bench bench-ui screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures fuzz
+.PHONY: run test bench bench-memory bench-ui screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures fuzz
 
 run: bootstrap
 	cargo run --release --
@@ -13,6 +13,10 @@ test: bootstrap-test fixtures
 # convscope against PyTorch on the same libtorch, interleaved; a benchmark, never a test.
 bench: bootstrap
 	cargo run --release -- bench $(BENCH_ARGS)
+
+# Peak memory of keeping every output (vgg19, efficientnet_b7), one fresh process per case.
+bench-memory: bootstrap
+	cargo run --release -- bench --memory $(BENCH_ARGS)
 
 # The explorer's CPU time per frame on its heaviest views (release build, headless).
 bench-ui: bootstrap
