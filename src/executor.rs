@@ -42,11 +42,12 @@ pub struct RunOptions {
 /// How a plain forward pass lays out its activations and convolution weights.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Layout {
-    /// On the CPU, channels-last (N×H×W×C strides, PyTorch's `channels_last`): oneDNN's
-    /// convolutions run about a fifth faster on it than on NCHW on this project's machines
-    /// (README, Benchmarks). The kernels sum in another order, so logits agree with the
-    /// reference within 1e-4 (the parity tests check every architecture), not bit for bit.
-    /// On CUDA, the same as `Reference`.
+    /// On the CPU, channels-last (N×H×W×C strides, PyTorch's `channels_last`), where oneDNN's
+    /// convolutions run about a fifth faster than on NCHW on this project's machines (README,
+    /// Benchmarks), with each batch norm that alone reads a convolution folded into it. The
+    /// kernels sum in another order, so logits agree with the reference within 1e-4 (the
+    /// parity tests check every architecture), not bit for bit. On CUDA, the same as
+    /// `Reference`.
     #[default]
     Fast,
     /// torchvision's default NCHW: the kernels PyTorch's `model(x)` runs, bit for bit.
@@ -79,10 +80,12 @@ pub struct Model {
     first_param: Vec<usize>,
     device: Device,
     origin: WeightsOrigin,
-    /// Plain forward's channels-last copies of the 4-D weights (`Layout::Fast`), made on first
-    /// use, each with the in-place version of the weight it was copied from, so a weight a
-    /// training step changed in place is copied again.
-    fast_weights: Mutex<Vec<Option<(i64, Tensor)>>>,
+    /// Plain forward's convolutions in the fast layout, per node, made on first use, each with
+    /// the in-place versions of the tensors it was made from, so one a training step changed
+    /// in place is made again.
+    fast_convs: Mutex<Vec<Option<(Vec<i64>, FastConv)>>>,
+    /// Per convolution, the batch norm that alone reads it, which plain forward folds in.
+    batch_norm_after: Vec<Option<(NodeId, f64)>>,
 }
 
 impl Model {
@@ -120,8 +123,9 @@ impl Model {
             first_param.push(next);
             next += graph.params[next..].iter().take_while(|p| p.node == id).count();
         }
-        let fast_weights = Mutex::new((0..params.len()).map(|_| None).collect());
-        Self { graph, params, first_param, device, origin, fast_weights }
+        let fast_convs = Mutex::new((0..graph.nodes.len()).map(|_| None).collect());
+        let batch_norm_after = batch_norm_after(&graph);
+        Self { graph, params, first_param, device, origin, fast_convs, batch_norm_after }
     }
 
     pub fn graph(&self) -> &Arc<Graph> {
@@ -145,7 +149,7 @@ impl Model {
         let _guard = tch::no_grad_guard();
         self.params = placed_params(&self.graph, values, self.device)?;
         self.origin = origin;
-        self.forget_fast_weights();
+        self.forget_fast_convs();
         Ok(())
     }
 
@@ -161,7 +165,7 @@ impl Model {
             .collect::<Result<Vec<_>>>()?;
         self.params = moved;
         self.device = device;
-        self.forget_fast_weights();
+        self.forget_fast_convs();
         Ok(())
     }
 
@@ -169,16 +173,16 @@ impl Model {
     pub fn forward(&self, input: &Tensor, opts: &RunOptions) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
         let fast = (opts.layout == Layout::Fast && !opts.train && self.device == Device::Cpu)
-            .then(|| self.fast_conv_weights())
+            .then(|| self.fast_convs())
             .transpose()?;
-        let plan = RunPlan { keep_all: false, in_place: true, fast_weights: fast.as_deref(), until: None };
+        let plan = RunPlan { keep_all: false, in_place: true, fast_convs: fast.as_deref(), until: None };
         let mut values = self.execute(input, opts, &plan)?;
         take_output(&mut values, self.graph.output)
     }
 
     /// Forward recording the autograd graph, for a training step.
     pub fn forward_with_grad(&self, input: &Tensor, opts: &RunOptions) -> Result<Tensor> {
-        let plan = RunPlan { keep_all: false, in_place: false, fast_weights: None, until: None };
+        let plan = RunPlan { keep_all: false, in_place: false, fast_convs: None, until: None };
         let mut values = self.execute(input, opts, &plan)?;
         take_output(&mut values, self.graph.output)
     }
@@ -190,7 +194,7 @@ impl Model {
             return Err(Error::Input(format!("{} has no node {node}", self.graph.arch)));
         }
         let _guard = tch::no_grad_guard();
-        let plan = RunPlan { keep_all: false, in_place: true, fast_weights: None, until: Some(node) };
+        let plan = RunPlan { keep_all: false, in_place: true, fast_convs: None, until: Some(node) };
         let mut values = self.execute(input, opts, &plan)?;
         take_output(&mut values, node)
     }
@@ -313,32 +317,37 @@ impl Model {
         self.graph.infer_shapes(h, w).map(|_| ())
     }
 
-    /// The 4-D weights in channels-last, parallel to `params` (`None` for the others): the
-    /// cached copies, remade where the weight changed in place since.
-    fn fast_conv_weights(&self) -> Result<Vec<Option<Tensor>>> {
-        let mut cache = self.fast_weights.lock().unwrap_or_else(PoisonError::into_inner);
-        self.params
-            .iter()
-            .zip(cache.iter_mut())
-            .map(|(param, slot)| {
-                if param.dim() != 4 {
-                    return Ok(None);
-                }
-                let version = param.f_internal_version()?;
-                if let Some((_, copy)) = slot.as_ref().filter(|(made_from, _)| *made_from == version) {
-                    return Ok(Some(copy.shallow_clone()));
-                }
-                let copy = channels_last(param.f_detach()?)?;
-                *slot = Some((version, copy.shallow_clone()));
-                Ok(Some(copy))
-            })
-            .collect::<Result<_, tch::TchError>>()
-            .context(|| "laying out the weights channels-last".into())
+    /// Every convolution's fast form (see `FastConv`), per node: the cached one, remade where a
+    /// tensor it was made from changed in place since.
+    fn fast_convs(&self) -> Result<Vec<Option<FastConv>>> {
+        let graph = &*self.graph;
+        let mut cache = self.fast_convs.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut convs: Vec<Option<FastConv>> = (0..graph.nodes.len()).map(|_| None).collect();
+        for (id, node) in graph.nodes.iter().enumerate() {
+            let Op::Conv2d(conv) = &node.op else { continue };
+            let bn = self.batch_norm_after[id];
+            let conv_params = &self.params[self.first_param[id]..][..if conv.bias { 2 } else { 1 }];
+            let bn_params = bn.map(|(b, _)| &self.params[self.first_param[b]..][..4]).unwrap_or(&[]);
+            let versions = conv_params
+                .iter()
+                .chain(bn_params)
+                .map(Tensor::f_internal_version)
+                .collect::<Result<Vec<_>, _>>()
+                .context(|| node.name.clone())?;
+            let slot = &mut cache[id];
+            if slot.as_ref().is_none_or(|(made_from, _)| *made_from != versions) {
+                let made = FastConv::new(&conv_params[0], conv_params.get(1), bn_params, bn.map(|(_, eps)| eps))
+                    .context(|| format!("preparing {} for the fast layout", node.name))?;
+                *slot = Some((versions, made));
+            }
+            convs[id] = slot.as_ref().map(|(_, c)| c.shallow_clone());
+        }
+        Ok(convs)
     }
 
-    fn forget_fast_weights(&mut self) {
-        let cache = self.fast_weights.get_mut().unwrap_or_else(PoisonError::into_inner);
-        *cache = (0..self.params.len()).map(|_| None).collect();
+    fn forget_fast_convs(&mut self) {
+        let cache = self.fast_convs.get_mut().unwrap_or_else(PoisonError::into_inner);
+        *cache = (0..self.graph.nodes.len()).map(|_| None).collect();
     }
 
     fn execute(&self, input: &Tensor, opts: &RunOptions, plan: &RunPlan) -> Result<Vec<Option<Tensor>>> {
@@ -353,11 +362,11 @@ impl Model {
         plan: &RunPlan,
         interrupt: &dyn Fn() -> bool,
     ) -> Result<Option<Vec<Option<Tensor>>>> {
-        let fast_weights = plan.fast_weights;
+        let fast_convs = plan.fast_convs;
         self.check_input(input)?;
         let input = input
             .f_to_device_(self.device, Kind::Float, false, false)
-            .and_then(|t| if fast_weights.is_some() { channels_last(t) } else { Ok(t) })
+            .and_then(|t| if fast_convs.is_some() { channels_last(t) } else { Ok(t) })
             .context(|| format!("moving the input to {:?}", self.device))?;
         let graph = &*self.graph;
         let mut disabled = vec![false; graph.nodes.len()];
@@ -404,7 +413,7 @@ impl Model {
                     .map(|e| values[e.from].as_ref())
                     .collect::<Option<_>>()
                     .ok_or_else(|| Error::Input(format!("{}: an input was not computed", node.name)))?;
-                self.eval_node(id, &inputs, disabled[id], opts.train, fast_weights)
+                self.eval_node(id, &inputs, disabled[id], opts.train, fast_convs)
                     .context(|| format!("{} ({})", node.name, node.op.kind_name()))?
             };
             values[id] = Some(output);
@@ -426,16 +435,22 @@ impl Model {
         x: &[&Tensor],
         residual_off: bool,
         train: bool,
-        fast_weights: Option<&[Option<Tensor>]>,
+        fast_convs: Option<&[Option<FastConv>]>,
     ) -> Result<Tensor, tch::TchError> {
-        let first = self.first_param[id];
-        let p = &self.params[first..];
-        match &self.graph.nodes[id].op {
+        let p = &self.params[self.first_param[id]..];
+        let node = &self.graph.nodes[id];
+        let fast = fast_convs.map(|f| (f, node.inputs.first().map_or(id, |e| e.from)));
+        match &node.op {
             Op::Input { .. } => Ok(x[0].shallow_clone()),
-            Op::Conv2d(c) => {
-                let weight = fast_weights.and_then(|w| w[first].as_ref()).unwrap_or(&p[0]);
-                let bias = c.bias.then(|| &p[1]);
-                x[0].f_conv2d(weight, bias, c.stride, c.padding, c.dilation, c.groups)
+            Op::Conv2d(c) => match fast.and_then(|(f, _)| f[id].as_ref()) {
+                Some(conv) => {
+                    x[0].f_conv2d(&conv.weight, conv.bias.as_ref(), c.stride, c.padding, c.dilation, c.groups)
+                }
+                None => x[0].f_conv2d(&p[0], c.bias.then(|| &p[1]), c.stride, c.padding, c.dilation, c.groups),
+            },
+            // Folded into the convolution before it, which already gave its output.
+            Op::BatchNorm2d { .. } if fast.is_some_and(|(f, from)| f[from].as_ref().is_some_and(|c| c.folds_bn)) => {
+                Ok(x[0].shallow_clone())
             }
             Op::BatchNorm2d { eps, momentum, .. } => Tensor::f_batch_norm(
                 x[0],
@@ -530,15 +545,15 @@ struct RunPlan<'a> {
     keep_all: bool,
     /// Let activations overwrite their input (plain forward: no autograd, nothing kept).
     in_place: bool,
-    /// Channels-last copies of the 4-D weights (`Layout::Fast`): the input and the
-    /// convolutions run channels-last.
-    fast_weights: Option<&'a [Option<Tensor>]>,
+    /// Per node, the convolutions of `Layout::Fast`: the input and the convolutions run
+    /// channels-last, and batch norms folded into their convolution pass its output on.
+    fast_convs: Option<&'a [Option<FastConv>]>,
     /// Run only what this node needs (default: the logits).
     until: Option<NodeId>,
 }
 
 impl RunPlan<'_> {
-    const KEEP_ALL: RunPlan<'static> = RunPlan { keep_all: true, in_place: false, fast_weights: None, until: None };
+    const KEEP_ALL: RunPlan<'static> = RunPlan { keep_all: true, in_place: false, fast_convs: None, until: None };
 }
 
 /// Whether `eval_node` gives `op` a tensor of its own rather than a view or the input itself,
@@ -627,6 +642,67 @@ fn interrupted() -> Error {
 
 fn take_output(values: &mut [Option<Tensor>], output: NodeId) -> Result<Tensor> {
     values[output].take().ok_or_else(|| Error::Input("the output was not computed".into()))
+}
+
+/// Per node: for a convolution whose output only a batch norm reads (and that batch norm
+/// nothing else), that batch norm and its ε.
+fn batch_norm_after(graph: &Graph) -> Vec<Option<(NodeId, f64)>> {
+    let mut readers: Vec<Vec<NodeId>> = vec![Vec::new(); graph.nodes.len()];
+    for (id, node) in graph.nodes.iter().enumerate() {
+        for edge in &node.inputs {
+            readers[edge.from].push(id);
+        }
+    }
+    graph
+        .nodes
+        .iter()
+        .zip(&readers)
+        .map(|(node, readers)| match (&node.op, readers.as_slice()) {
+            (Op::Conv2d(_), &[bn]) => match graph.nodes[bn].op {
+                Op::BatchNorm2d { eps, .. } if graph.nodes[bn].inputs.len() == 1 => Some((bn, eps)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+/// A convolution as `Layout::Fast` runs it: its weight channels-last (oneDNN's convolutions
+/// run about a fifth faster so), with the batch norm after it folded in where it has one:
+/// `w·γ/√(σ²+ε)` and `(b−μ)·γ/√(σ²+ε)+β`, worked out in float64, which saves a pass over
+/// every such activation (torch.nn.utils.fusion.fuse_conv_bn_eval's arithmetic).
+struct FastConv {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    folds_bn: bool,
+}
+
+impl FastConv {
+    fn new(weight: &Tensor, bias: Option<&Tensor>, bn: &[Tensor], eps: Option<f64>) -> Result<Self, tch::TchError> {
+        let (weight, bias) = match (bn, eps) {
+            ([gamma, beta, mean, var], Some(eps)) => {
+                let double = |t: &Tensor| t.f_detach()?.f_to_kind(Kind::Double);
+                let scale = double(gamma)?.f_div(&double(var)?.f_add_scalar(eps)?.f_sqrt()?)?;
+                let weight = double(weight)?.f_mul(&scale.f_view([-1, 1, 1, 1])?)?;
+                let shift = match bias {
+                    Some(b) => double(b)?.f_sub(&double(mean)?)?,
+                    None => double(mean)?.f_neg()?,
+                };
+                let bias = shift.f_mul(&scale)?.f_add(&double(beta)?)?;
+                (weight.f_to_kind(Kind::Float)?, Some(bias.f_to_kind(Kind::Float)?))
+            }
+            _ => (weight.f_detach()?, bias.map(Tensor::f_detach).transpose()?),
+        };
+        Ok(Self { weight: channels_last(weight)?, bias, folds_bn: !bn.is_empty() })
+    }
+
+    fn shallow_clone(&self) -> Self {
+        Self {
+            weight: self.weight.shallow_clone(),
+            bias: self.bias.as_ref().map(Tensor::shallow_clone),
+            folds_bn: self.folds_bn,
+        }
+    }
 }
 
 /// The same N×C×H×W tensor with N×H×W×C strides (PyTorch's `channels_last`); others as they are.

@@ -86,7 +86,8 @@ const REFERENCE_LAYOUT: RunOptions =
     RunOptions { disabled_residuals: Vec::new(), train: false, layout: Layout::Reference };
 
 /// Plain forward overwrites activations' inputs and, in the fast layout, runs channels-last on
-/// cached weight copies: none of it may change what the reference computes.
+/// cached weight copies with batch norms folded in: none of it may change what the reference
+/// computes beyond float rounding.
 #[test]
 fn plain_forward_in_either_layout_computes_what_capture_computes() {
     // Shortcuts, channel shuffles and slices, squeeze-excitation, dense concatenations, and
@@ -157,6 +158,17 @@ fn the_fast_layout_sees_weights_changed_in_place() {
     let reference = model.forward(&x, &REFERENCE_LAYOUT).unwrap();
     assert!(!fast.allclose(&before, 1e-3, 1e-3, false), "the cached channels-last copy was remade");
     assert!(fast.allclose(&reference, 1e-4, 1e-4, false));
+
+    // A training step's batch norm updates its running statistics in place too; the fast
+    // layout folds them into the convolution before it.
+    let bn1_mean = model.graph().params.iter().position(|p| p.key == "bn1.running_mean").unwrap();
+    {
+        let _guard = tch::no_grad_guard();
+        let _ = model.params()[bn1_mean].shallow_clone().f_add_scalar_(0.25).unwrap();
+    }
+    let refolded = model.forward(&x, &RunOptions::default()).unwrap();
+    assert!(!refolded.allclose(&fast, 1e-3, 1e-3, false), "the folded batch norm was folded again");
+    assert!(refolded.allclose(&model.forward(&x, &REFERENCE_LAYOUT).unwrap(), 1e-4, 1e-4, false));
 }
 
 #[test]
