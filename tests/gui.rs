@@ -9,6 +9,7 @@ use std::time::Duration;
 mod app_harness;
 
 use app_harness::{SavedSettings, TestFile};
+use convscope::app::worker::Retention;
 use convscope::app::{App, Start};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable};
@@ -91,6 +92,30 @@ fn dropped_digit_is_classified_and_layers_step_with_the_arrow_keys() {
     }
     assert!(harness.query_by_label("Close").is_some(), "the enlarged view can be closed");
     harness.check_accessibility();
+}
+
+#[test]
+fn keeping_only_the_viewed_layer_still_shows_every_layer_picked() {
+    let mut harness = harness("lenet5");
+    loaded(&mut harness, "lenet5");
+    drop_file(&mut harness, TestFile { path: asset("digits/digit_3.png"), bytes: None });
+    predicted(&mut harness, "digit_3.png");
+    let first = harness.state().selected_node();
+    step_until(&mut harness, "conv1's feature maps", |app| app.activation_node() == Some(first));
+
+    harness.get_by_label("keep every layer's output").click();
+    harness.step();
+    assert_eq!(harness.state().settings().retention, Retention::ViewedLayer, "the setting is kept");
+    // The image runs again, keeping nothing; each layer picked is run up to on demand.
+    step_until(&mut harness, "the image to run again", |app| !app.busy());
+    for step in 1..=3 {
+        harness.key_press(egui::Key::ArrowRight);
+        harness.step();
+        step_until(&mut harness, "the next layer's output, run up to it alone", |app| {
+            app.activation_node() == Some(first + step)
+        });
+    }
+    assert!(harness.state().message().is_none(), "no error on the way");
 }
 
 #[test]
