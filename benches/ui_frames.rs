@@ -108,6 +108,12 @@ fn report(case: &str, mut figures: Figures) {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` (what `make test` runs) builds
+    // this file too and runs it without: a debug-build timing there would only cost CI time.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("ui_frames: a benchmark; run it with `make bench-ui` (cargo bench --bench ui_frames)");
+        return;
+    }
     // Only the UI is measured: libtorch keeps to one thread so the worker stays out of the way.
     tch::set_num_threads(1);
     println!("convscope UI frame benchmark: {FRAMES} frames after {WARMUP} of warm-up, 1600×1000 points");
