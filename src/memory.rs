@@ -6,9 +6,9 @@ const KEPT_FREED_BYTES: i32 = 256 << 20;
 /// glibc hands freed blocks above its mmap threshold (128 KiB, rising to at most 32 MiB) and
 /// free space above its trim threshold back to the kernel. A plain forward pass frees and
 /// reuses a few buffers, but a capture keeps every output alive, so each capture of the same
-/// model faulted all its pages in again: 13 000 minor faults per MobileNet v2 capture, a
-/// fifth of its time. With both thresholds at 256 MiB, the next capture reuses the pages the
-/// last one freed (0 faults); the memory is reused, not leaked, and the peak is unchanged.
+/// model faulted all its pages in again: 13 000 minor faults per MobileNet v2 capture. With
+/// both thresholds at 256 MiB, the next capture reuses the pages the last one freed (0
+/// faults); the memory is reused, not leaked, and the peak is unchanged.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets two of glibc's tuning parameters; it is called before any
