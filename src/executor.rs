@@ -83,7 +83,7 @@ pub struct Model {
     /// Plain forward's convolutions in the fast layout, per node, made on first use, each with
     /// the in-place versions of the tensors it was made from, so one a training step changed
     /// in place is made again.
-    fast_convs: Mutex<Vec<Option<(Vec<i64>, FastConv)>>>,
+    fast_convs: Mutex<Vec<Option<MadeFrom<FastConv>>>>,
     /// Per convolution, the batch norm that alone reads it, which plain forward folds in.
     batch_norm_after: Vec<Option<(NodeId, f64)>>,
 }
@@ -643,6 +643,9 @@ fn interrupted() -> Error {
 fn take_output(values: &mut [Option<Tensor>], output: NodeId) -> Result<Tensor> {
     values[output].take().ok_or_else(|| Error::Input("the output was not computed".into()))
 }
+
+/// Something made from tensors, with their in-place versions when it was made.
+type MadeFrom<T> = (Vec<i64>, T);
 
 /// Per node: for a convolution whose output only a batch norm reads (and that batch norm
 /// nothing else), that batch norm and its ε.
