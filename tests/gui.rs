@@ -48,12 +48,18 @@ fn predicted(harness: &mut Harness<'static, App>, image: &str) {
     });
 }
 
-#[test]
-fn dropped_digit_is_classified_and_layers_step_with_the_arrow_keys() {
+/// LeNet-5 loaded, with one of the bundled digits dropped on it and classified.
+fn lenet_with_digit(digit: &str) -> Harness<'static, App> {
     let mut harness = harness("lenet5");
     loaded(&mut harness, "lenet5");
-    drop_file(&mut harness, TestFile { path: asset("digits/digit_3.png"), bytes: None });
-    predicted(&mut harness, "digit_3.png");
+    drop_file(&mut harness, TestFile { path: asset(&format!("digits/{digit}")), bytes: None });
+    predicted(&mut harness, digit);
+    harness
+}
+
+#[test]
+fn dropped_digit_is_classified_and_layers_step_with_the_arrow_keys() {
+    let mut harness = lenet_with_digit("digit_3.png");
 
     let prediction = harness.state().prediction().expect("a prediction");
     assert_eq!(prediction.top5.len(), 5);
@@ -96,10 +102,7 @@ fn dropped_digit_is_classified_and_layers_step_with_the_arrow_keys() {
 
 #[test]
 fn keeping_only_the_viewed_layer_still_shows_every_layer_picked() {
-    let mut harness = harness("lenet5");
-    loaded(&mut harness, "lenet5");
-    drop_file(&mut harness, TestFile { path: asset("digits/digit_3.png"), bytes: None });
-    predicted(&mut harness, "digit_3.png");
+    let mut harness = lenet_with_digit("digit_3.png");
     let first = harness.state().selected_node();
     step_until(&mut harness, "conv1's feature maps", |app| app.activation_node() == Some(first));
 
@@ -120,10 +123,7 @@ fn keeping_only_the_viewed_layer_still_shows_every_layer_picked() {
 
 #[test]
 fn space_plays_through_the_layers_and_pauses() {
-    let mut harness = harness("lenet5");
-    loaded(&mut harness, "lenet5");
-    drop_file(&mut harness, TestFile { path: asset("digits/digit_1.png"), bytes: None });
-    predicted(&mut harness, "digit_1.png");
+    let mut harness = lenet_with_digit("digit_1.png");
     let first = harness.state().selected_node();
     harness.key_press(egui::Key::Space);
     harness.step();
@@ -190,10 +190,7 @@ fn switching_residuals_off_redraws_the_gradient_flow_with_a_ghost() {
 
 #[test]
 fn a_corrupt_file_shows_an_error_and_keeps_the_previous_prediction() {
-    let mut harness = harness("lenet5");
-    loaded(&mut harness, "lenet5");
-    drop_file(&mut harness, TestFile { path: asset("digits/digit_7.png"), bytes: None });
-    predicted(&mut harness, "digit_7.png");
+    let mut harness = lenet_with_digit("digit_7.png");
     let before = harness.state().prediction().expect("a prediction").top5.clone();
     let loss_before = harness.state().gradient_flow().expect("a gradient flow").loss;
 
