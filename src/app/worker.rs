@@ -89,7 +89,8 @@ pub enum Retention {
     #[default]
     EveryLayer,
     /// Only the node on show: picking another runs the network again, up to that node.
-    /// EfficientNet-B7's outputs at 600×600 take 4 GB; this keeps one of them.
+    /// EfficientNet-B7's outputs at 600×600 take 4 GB; this keeps one of them (a gradient
+    /// pass still holds them all while it runs, as autograd needs them).
     ViewedLayer,
 }
 
