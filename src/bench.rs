@@ -264,14 +264,19 @@ fn load_average() -> String {
         .unwrap_or_default()
 }
 
-/// VmHWM of this process, in bytes.
-fn peak_rss() -> u64 {
+/// A memory field of `/proc/self/status` (`VmRSS:`, `VmHWM:`), in bytes.
+fn status_bytes(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
         })
         .map_or(0, |kb| kb * 1024)
+}
+
+/// VmHWM of this process, in bytes.
+fn peak_rss() -> u64 {
+    status_bytes("VmHWM:")
 }
 
 /// Minor page faults of this process so far (all threads): field 10 of /proc/self/stat.

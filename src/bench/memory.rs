@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
+use super::{mb, peak_rss, reset_peak_rss, status_bytes, utc_now};
 use crate::executor::{Layout, Model, RunOptions};
 use crate::graph::Op;
 use crate::zoo;
@@ -88,8 +89,8 @@ fn measure(case: &str, threads: usize) -> Result<MemoryResult> {
     // libtorch initialised (its allocator, thread pool and kernels' first use) before the baseline.
     let warm = Tensor::f_ones([1, 3, 8, 8], (Kind::Float, Device::Cpu))?;
     let _ = warm.f_conv2d(&Tensor::f_ones([1, 3, 3, 3], (Kind::Float, Device::Cpu))?, None::<Tensor>, 1, 1, 1, 1)?;
-    let baseline = rss("VmRSS:");
-    reset_peak();
+    let baseline = status_bytes("VmRSS:");
+    reset_peak_rss();
 
     let graph = spec.graph();
     let shapes = graph.infer_shapes(spec.input[1], spec.input[2])?;
@@ -103,12 +104,12 @@ fn measure(case: &str, threads: usize) -> Result<MemoryResult> {
     // The explorer keeping only the layer on show: the worst layer to show is the largest.
     let largest = (0..graph.nodes.len()).max_by_key(|&id| shapes.nodes[id].shape.iter().product::<i64>()).unwrap_or(0);
     drop(model.forward_to(&x, &opts, largest)?);
-    let viewed_peak = rss("VmHWM:");
+    let viewed_peak = peak_rss();
 
     let start = Instant::now();
     let capture = model.forward_capture(&x, &opts)?;
     let capture_ms = start.elapsed().as_secs_f64() * 1e3;
-    let capture_peak = rss("VmHWM:");
+    let capture_peak = peak_rss();
     let mut seen = std::collections::HashSet::new();
     let activations_bytes = capture
         .outputs
@@ -133,27 +134,10 @@ fn measure(case: &str, threads: usize) -> Result<MemoryResult> {
     })
 }
 
-/// A `/proc/self/status` field in bytes (`VmRSS:`, `VmHWM:`).
-fn rss(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .map_or(0, |kb: u64| kb * 1024)
-}
-
-/// Sets the high-water mark back to the current RSS (Linux 4.0+).
-fn reset_peak() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn mb(bytes: u64) -> String {
-    format!("{:.0} MB", bytes as f64 / 1e6)
-}
-
 pub fn render(results: &[MemoryResult], threads: usize) -> String {
     let mut out = format!(
         "convscope bench --memory · {} · {threads} thread(s) · one fresh process per case, random weights, batch 1 at the native size\n\n",
-        super::utc_now()
+        utc_now()
     );
     out.push_str(&format!(
         "{:<18} {:>11} {:>10} {:>12} {:>12} {:>14} {:>13} {:>14} {:>10}\n",
