@@ -202,12 +202,7 @@ impl Model {
     /// Whether a run with `opts` computes `node` on its way to the logits (not a switched-off
     /// shortcut's branch, nor an auxiliary classifier outside training).
     pub fn runs_node(&self, node: NodeId, opts: &RunOptions) -> bool {
-        let n = self.graph.nodes.len();
-        let mut disabled = vec![false; n];
-        for &id in opts.disabled_residuals.iter().filter(|&&id| id < n) {
-            disabled[id] = true;
-        }
-        let schedule = Schedule::new(&self.graph, &disabled, opts.train, self.graph.output);
+        let schedule = Schedule::new(&self.graph, &self.switched_off(opts), opts.train, self.graph.output);
         schedule.needed.get(node).copied().unwrap_or(false)
     }
 
@@ -317,6 +312,17 @@ impl Model {
         self.graph.infer_shapes(h, w).map(|_| ())
     }
 
+    /// Per node, whether `opts` switches its residual shortcut off (ids past the graph, from
+    /// another model's switches, switch nothing).
+    fn switched_off(&self, opts: &RunOptions) -> Vec<bool> {
+        let n = self.graph.nodes.len();
+        let mut disabled = vec![false; n];
+        for &id in opts.disabled_residuals.iter().filter(|&&id| id < n) {
+            disabled[id] = true;
+        }
+        disabled
+    }
+
     /// Every convolution's fast form (see `FastConv`), per node: the cached one, remade where a
     /// tensor it was made from changed in place since.
     fn fast_convs(&self) -> Result<Vec<Option<FastConv>>> {
@@ -325,24 +331,29 @@ impl Model {
         let mut convs: Vec<Option<FastConv>> = (0..graph.nodes.len()).map(|_| None).collect();
         for (id, node) in graph.nodes.iter().enumerate() {
             let Op::Conv2d(conv) = &node.op else { continue };
-            let bn = self.batch_norm_after[id];
             let conv_params = &self.params[self.first_param[id]..][..if conv.bias { 2 } else { 1 }];
-            let bn_params = bn.map(|(b, _)| &self.params[self.first_param[b]..][..4]).unwrap_or(&[]);
+            let fold = self.batch_norm_after[id].map(|(bn, eps)| (&self.params[self.first_param[bn]..][..4], eps));
             let versions = conv_params
                 .iter()
-                .chain(bn_params)
+                .chain(fold.iter().flat_map(|(bn_params, _)| bn_params.iter()))
                 .map(Tensor::f_internal_version)
                 .collect::<Result<Vec<_>, _>>()
                 .context(|| node.name.clone())?;
             let slot = &mut cache[id];
             if slot.as_ref().is_none_or(|(made_from, _)| *made_from != versions) {
-                let made = FastConv::new(&conv_params[0], conv_params.get(1), bn_params, bn.map(|(_, eps)| eps))
+                let made = FastConv::new(&conv_params[0], conv_params.get(1), fold)
                     .context(|| format!("preparing {} for the fast layout", node.name))?;
                 *slot = Some((versions, made));
             }
             convs[id] = slot.as_ref().map(|(_, c)| c.shallow_clone());
         }
         Ok(convs)
+    }
+
+    /// Whether the fast layout folds batch norm `bn` into the convolution it reads.
+    fn is_folded(&self, bn: NodeId) -> bool {
+        let conv = self.graph.nodes[bn].inputs.first().map(|e| e.from);
+        conv.and_then(|c| self.batch_norm_after[c]).is_some_and(|(folded, _)| folded == bn)
     }
 
     fn forget_fast_convs(&mut self) {
@@ -369,10 +380,7 @@ impl Model {
             .and_then(|t| if fast_convs.is_some() { channels_last(t) } else { Ok(t) })
             .context(|| format!("moving the input to {:?}", self.device))?;
         let graph = &*self.graph;
-        let mut disabled = vec![false; graph.nodes.len()];
-        for &id in &opts.disabled_residuals {
-            disabled[id] = true;
-        }
+        let disabled = self.switched_off(opts);
         let target = plan.until.unwrap_or(graph.output);
         let schedule = Schedule::new(graph, &disabled, opts.train, target);
         let mut values: Vec<Option<Tensor>> = (0..graph.nodes.len()).map(|_| None).collect();
@@ -439,19 +447,16 @@ impl Model {
     ) -> Result<Tensor, tch::TchError> {
         let p = &self.params[self.first_param[id]..];
         let node = &self.graph.nodes[id];
-        let fast = fast_convs.map(|f| (f, node.inputs.first().map_or(id, |e| e.from)));
         match &node.op {
             Op::Input { .. } => Ok(x[0].shallow_clone()),
-            Op::Conv2d(c) => match fast.and_then(|(f, _)| f[id].as_ref()) {
+            Op::Conv2d(c) => match fast_convs.and_then(|f| f[id].as_ref()) {
                 Some(conv) => {
                     x[0].f_conv2d(&conv.weight, conv.bias.as_ref(), c.stride, c.padding, c.dilation, c.groups)
                 }
                 None => x[0].f_conv2d(&p[0], c.bias.then(|| &p[1]), c.stride, c.padding, c.dilation, c.groups),
             },
             // Folded into the convolution before it, which already gave its output.
-            Op::BatchNorm2d { .. } if fast.is_some_and(|(f, from)| f[from].as_ref().is_some_and(|c| c.folds_bn)) => {
-                Ok(x[0].shallow_clone())
-            }
+            Op::BatchNorm2d { .. } if fast_convs.is_some() && self.is_folded(id) => Ok(x[0].shallow_clone()),
             Op::BatchNorm2d { eps, momentum, .. } => Tensor::f_batch_norm(
                 x[0],
                 Some(&p[0]),
@@ -677,13 +682,13 @@ fn batch_norm_after(graph: &Graph) -> Vec<Option<(NodeId, f64)>> {
 struct FastConv {
     weight: Tensor,
     bias: Option<Tensor>,
-    folds_bn: bool,
 }
 
 impl FastConv {
-    fn new(weight: &Tensor, bias: Option<&Tensor>, bn: &[Tensor], eps: Option<f64>) -> Result<Self, tch::TchError> {
-        let (weight, bias) = match (bn, eps) {
-            ([gamma, beta, mean, var], Some(eps)) => {
+    /// `fold`: the batch norm's weight, bias, running mean and running variance, and its ε.
+    fn new(weight: &Tensor, bias: Option<&Tensor>, fold: Option<(&[Tensor], f64)>) -> Result<Self, tch::TchError> {
+        let (weight, bias) = match fold {
+            Some(([gamma, beta, mean, var], eps)) => {
                 let double = |t: &Tensor| t.f_detach()?.f_to_kind(Kind::Double);
                 let scale = double(gamma)?.f_div(&double(var)?.f_add_scalar(eps)?.f_sqrt()?)?;
                 let weight = double(weight)?.f_mul(&scale.f_view([-1, 1, 1, 1])?)?;
@@ -696,15 +701,11 @@ impl FastConv {
             }
             _ => (weight.f_detach()?, bias.map(Tensor::f_detach).transpose()?),
         };
-        Ok(Self { weight: channels_last(weight)?, bias, folds_bn: !bn.is_empty() })
+        Ok(Self { weight: channels_last(weight)?, bias })
     }
 
     fn shallow_clone(&self) -> Self {
-        Self {
-            weight: self.weight.shallow_clone(),
-            bias: self.bias.as_ref().map(Tensor::shallow_clone),
-            folds_bn: self.folds_bn,
-        }
+        Self { weight: self.weight.shallow_clone(), bias: self.bias.as_ref().map(Tensor::shallow_clone) }
     }
 }
 
