@@ -247,20 +247,24 @@ pub fn layers_ui(ui: &mut egui::Ui, settings: &mut Settings, rt: &mut Runtime, c
 /// Every layer's output in memory, or only the one on show (EfficientNet-B7's take 4 GB).
 fn retention_ui(ui: &mut egui::Ui, settings: &Settings, shapes: Option<&ShapeReport>, commands: &mut Vec<Command>) {
     let mut keep_every = settings.retention == Retention::EveryLayer;
-    // One sample's float32 outputs at the native size, views and all: an upper bound.
-    let bytes = shapes.map(|s| s.nodes.iter().map(|n| n.shape.iter().product::<i64>()).sum::<i64>() * 4);
-    let size = bytes.map_or_else(String::new, |b| {
-        if b >= 1 << 30 {
-            format!(" ({:.1} GB here)", b as f64 / f64::from(1u32 << 30))
-        } else {
-            format!(" ({} MB here)", b >> 20)
-        }
+    let checkbox = ui.checkbox(&mut keep_every, "keep every layer's output");
+    // Worked out only while hovered, not every frame.
+    let checkbox = checkbox.on_hover_ui(|ui| {
+        // One sample's float32 outputs at the native size, views and all: an upper bound.
+        let bytes = shapes.map(|s| s.nodes.iter().map(|n| n.shape.iter().product::<i64>()).sum::<i64>() * 4);
+        let size = bytes.map_or_else(String::new, |b| {
+            if b >= 1 << 30 {
+                format!(" ({:.1} GB here)", b as f64 / f64::from(1u32 << 30))
+            } else {
+                format!(" ({} MB here)", b >> 20)
+            }
+        });
+        ui.label(format!(
+            "On: every layer's output from the last run stays in memory{size}, so picking a layer shows it at once.\n\
+             Off: only the layer on show is kept, and picking another runs the network again up to it."
+        ));
     });
-    let hover = format!(
-        "On: every layer's output from the last run stays in memory{size}, so picking a layer shows it at once.\n\
-         Off: only the layer on show is kept, and picking another runs the network again up to it."
-    );
-    if ui.checkbox(&mut keep_every, "keep every layer's output").on_hover_text(hover).changed() {
+    if checkbox.changed() {
         let retention = if keep_every { Retention::EveryLayer } else { Retention::ViewedLayer };
         commands.push(Command::SetRetention(retention));
     }

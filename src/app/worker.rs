@@ -534,9 +534,7 @@ impl Worker {
         let preview = preview(&input, &spec.preprocess)?;
         let preprocess_ms = elapsed_ms(start);
         let start = Instant::now();
-        // The reference layout either way: the layer view shows PyTorch's numbers.
-        let options =
-            RunOptions { disabled_residuals: disabled.to_vec(), layout: Layout::Reference, ..RunOptions::default() };
+        let options = shown_run(disabled);
         let (logits, outputs) = match retention {
             Retention::EveryLayer => {
                 let capture = model.forward_capture(&input, &options).map_err(|e| e.to_string())?;
@@ -621,11 +619,7 @@ impl Worker {
         let kept = self.outputs.get(node).is_some_and(Option::is_some);
         if !kept && self.retention == Retention::ViewedLayer {
             let input = self.input.as_ref().ok_or_else(|| plain("open an image first"))?;
-            let options = RunOptions {
-                disabled_residuals: self.disabled.clone(),
-                layout: Layout::Reference,
-                ..RunOptions::default()
-            };
+            let options = shown_run(&self.disabled);
             // A node the switched network does not run has no output, as with every layer kept.
             if model.runs_node(node, &options) {
                 let output = model.forward_to(input, &options, node).map_err(plain)?;
@@ -650,6 +644,11 @@ impl Worker {
             .and_then(|flat| Vec::<f32>::try_from(&flat).map_err(|e| plain(e.to_string())))?;
         Ok(ActivationData { arch, node, shape, values })
     }
+}
+
+/// A run whose outputs the layer view shows: in the reference layout, PyTorch's numbers.
+fn shown_run(disabled: &[NodeId]) -> RunOptions {
+    RunOptions { disabled_residuals: disabled.to_vec(), layout: Layout::Reference, ..RunOptions::default() }
 }
 
 fn plain(message: impl std::fmt::Display) -> ReplyError {
