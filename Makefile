@@ -4,11 +4,13 @@ PYTHON := .venv/bin/python
 
 .PHONY: run test bench bench-memory bench-ui screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures fuzz
 
+# `make run` and `make test` build with the same (dev) profile, so whichever comes second
+# reuses every compiled dependency of the first (README, "Build once").
 run: bootstrap
-	cargo run --release --
+	cargo run --bin convscope --
 
 test: bootstrap-test fixtures
-	cargo test --all-targets
+	cargo test --workspace --all-targets
 
 # convscope against PyTorch on the same libtorch, interleaved; a benchmark, never a test.
 bench: bootstrap
@@ -20,12 +22,12 @@ bench-memory: bootstrap
 
 # The explorer's CPU time per frame on its heaviest views (release build, headless).
 bench-ui: bootstrap
-	cargo bench --bench ui_frames
+	cargo bench -p convscope-app --bench ui_frames
 
 # The README's pictures, rendered headless from the real app (wgpu; Mesa's software Vulkan
 # where there is no GPU) into screenshots/.
 screenshots: bootstrap
-	cargo test --test screenshots -- --ignored --test-threads=1 --nocapture
+	cargo test -p convscope-app --test screenshots -- --ignored --test-threads=1 --nocapture
 
 # The fuzz targets in turn, FUZZ_SECONDS each (default 600); needs `cargo install cargo-fuzz`.
 fuzz: bootstrap
@@ -42,11 +44,11 @@ fixtures: bootstrap-test
 	$(PYTHON) tests/fixtures/make_fixtures.py --out target/fixtures
 
 build: bootstrap
-	cargo build --release
+	cargo build --workspace
 
 lint: bootstrap
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	cargo fmt --all

@@ -30,10 +30,10 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tch::{Device, Kind, Tensor};
 
-use crate::engine::{self, WeightsChoice};
-use crate::executor::{Layout, Model, RunOptions};
-use crate::preprocess::{Interpolation, Preprocess};
-use crate::zoo::{self, ArchSpec};
+use convscope_core::engine::{self, WeightsChoice};
+use convscope_core::executor::{Layout, Model, RunOptions};
+use convscope_core::preprocess::{Interpolation, Preprocess};
+use convscope_core::zoo::{self, ArchSpec};
 
 /// The eight cases.
 pub const DEFAULT_CASES: [&str; 8] = [
@@ -72,13 +72,10 @@ pub struct BenchArgs {
     pub quick: bool,
     /// Also write the results as JSON to this file.
     pub json: Option<PathBuf>,
-    /// The Python of the reference side (default: the checkout's `.venv/bin/python`).
-    pub python: Option<PathBuf>,
-    /// The image of the `top5` mode (default: `assets/chelsea.png`).
-    pub image: Option<PathBuf>,
-    /// Seed of the random weights and input.
-    pub seed: i64,
 }
+
+/// Seed of every case's random weights and input: both sides read the same files.
+const SEED: i64 = 0;
 
 impl Default for BenchArgs {
     fn default() -> Self {
@@ -91,9 +88,6 @@ impl Default for BenchArgs {
             device: "auto".into(),
             quick: false,
             json: None,
-            python: None,
-            image: None,
-            seed: 0,
         }
     }
 }
@@ -177,11 +171,6 @@ impl Stats {
             max: sorted[sorted.len() - 1],
             samples: samples.to_vec(),
         })
-    }
-
-    /// The min–max spread relative to the median (0.1 = the runs span 10% of the median).
-    pub fn spread(&self) -> f64 {
-        if self.median == 0.0 { 0.0 } else { (self.max - self.min) / self.median }
     }
 }
 
@@ -440,10 +429,6 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn checkout() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn devices(text: &str) -> Result<Vec<Device>> {
     if text.trim().eq_ignore_ascii_case("auto") {
         let mut list = vec![Device::Cpu];
@@ -487,11 +472,11 @@ pub fn measure(args: &BenchArgs) -> Result<Report> {
     let devices = devices(&args.device)?;
     let specs = cases.iter().map(|c| zoo::find(c)).collect::<Result<Vec<_>, _>>()?;
 
-    let root = checkout();
+    let root = convscope_core::paths::checkout();
     let dir = root.join("target").join("bench");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let python = args.python.clone().unwrap_or_else(|| root.join(".venv/bin/python"));
-    let image = args.image.clone().unwrap_or_else(|| root.join("assets/chelsea.png"));
+    let python = convscope_core::paths::venv_python();
+    let image = convscope_core::paths::asset("chelsea.png");
 
     tch::set_num_threads(threads as i32);
     let mut reference = Reference::start(&python, &root.join("bench/reference.py"))?;
@@ -507,7 +492,7 @@ pub fn measure(args: &BenchArgs) -> Result<Report> {
     let mut results = Vec::new();
     for spec in &specs {
         for &device in &devices {
-            let options = Options { rounds, warmup, seed: args.seed, image: &image, dir: &dir };
+            let options = Options { rounds, warmup, seed: SEED, image: &image, dir: &dir };
             results.push(bench_case(spec, device, &modes, &options, &mut reference)?);
         }
     }
@@ -539,13 +524,14 @@ fn weights_file(spec: &ArchSpec, dir: &Path, seed: i64) -> Result<PathBuf> {
     let path = dir.join(format!("{}.seed{seed}.safetensors", spec.id));
     let graph = spec.graph();
     let fits = |path: &Path| {
-        crate::weights::read_tensors(path).is_ok_and(|t| crate::weights::check_tensors(&graph, &t).is_empty())
+        convscope_core::weights::read_tensors(path)
+            .is_ok_and(|t| convscope_core::weights::check_tensors(&graph, &t).is_empty())
     };
     if path.is_file() && fits(&path) {
         return Ok(path);
     }
     let model = Model::random(Arc::clone(&graph), Device::Cpu, seed)?;
-    crate::weights::save(&model, &path)?;
+    convscope_core::weights::save(&model, &path)?;
     Ok(path)
 }
 
@@ -628,7 +614,7 @@ fn top5_parts(spec: &ArchSpec, model: &Model, image: &Path, repeats: usize) -> R
     let mut parts: [Vec<f64>; 3] = Default::default();
     for _ in 0..repeats {
         let t0 = Instant::now();
-        let decoded = crate::preprocess::load_image(image)?;
+        let decoded = convscope_core::preprocess::load_image(image)?;
         let t1 = Instant::now();
         let input = spec.preprocess.apply(&decoded)?;
         let t2 = Instant::now();
@@ -932,13 +918,6 @@ mod tests {
         let s = Stats::of(&[4.0, 1.0, 3.0, 2.0]).expect("stats");
         assert_eq!((s.median, s.min, s.max), (2.5, 1.0, 4.0));
         assert_eq!(s.samples, vec![4.0, 1.0, 3.0, 2.0], "the samples stay in run order");
-    }
-
-    #[test]
-    fn spread_is_relative_to_the_median() {
-        let s = Stats::of(&[9.0, 10.0, 12.0]).expect("stats");
-        assert!((s.spread() - 0.3).abs() < 1e-12);
-        assert_eq!(Stats::of(&[5.0]).expect("stats").spread(), 0.0);
     }
 
     #[test]

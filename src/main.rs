@@ -1,10 +1,19 @@
+//! `convscope`: the command line over the engine (`convscope-core`), the benchmark against
+//! PyTorch, and `gui`, which opens the explorer (`convscope-app`). With no command it opens
+//! the explorer.
+
+mod bench;
+mod cli;
+mod crash;
+mod gui;
+
 use clap::Parser;
 
-use convscope::cli::{Cli, Command, run};
+use cli::{Cli, Command, run};
 
 fn main() -> std::process::ExitCode {
-    convscope::crash::install_panic_hook();
-    convscope::memory::keep_freed_memory();
+    crash::install_panic_hook();
+    convscope_core::memory::keep_freed_memory();
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Gui { arch: None, image: None });
     match run(command) {

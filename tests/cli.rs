@@ -113,7 +113,7 @@ fn export_writes_every_node_and_gradient_norms() {
     let out = dir.path().join("out.safetensors");
     run_ok(&["export", "resnet20", "--image", image.to_str().unwrap(), "--out", out.to_str().unwrap(), "--grads"]);
     let tensors = read(&out);
-    let graph = convscope::zoo::find("resnet20").unwrap().graph();
+    let graph = convscope_core::zoo::find("resnet20").unwrap().graph();
     for node in &graph.nodes {
         assert!(tensors.contains_key(&node.name), "{} missing", node.name);
         assert!(tensors.contains_key(&format!("grad_norm.{}", node.name)), "grad of {} missing", node.name);
@@ -170,7 +170,7 @@ fn gradients_change_when_the_skips_are_switched_off() {
     // A fixed target other than the prediction keeps the loss away from a saturated softmax.
     let with_skips = norms(&["gradients", "resnet56", "--json", "--target", "0"]);
     let without = norms(&["gradients", "resnet56", "--json", "--target", "0", "--no-skip", "all"]);
-    let graph = convscope::zoo::find("resnet56").unwrap().graph();
+    let graph = convscope_core::zoo::find("resnet56").unwrap().graph();
     assert_eq!(with_skips.len(), graph.nodes.len(), "one row per node");
     // Switched off, the two zero-padded shortcuts (subsample + pad each) are not run.
     assert_eq!(without.len(), graph.nodes.len() - 4);
@@ -180,4 +180,42 @@ fn gradients_change_when_the_skips_are_switched_off() {
     assert!(on > 0.0 && off > 0.0 && (on / off - 1.0).abs() > 0.1, "conv1: {on:e} with skips, {off:e} without");
     let text = stdout(&run_ok(&["gradients", "resnet20", "--no-skip", "layer2"]));
     assert!(text.contains("switched off: 3"), "{text}");
+}
+
+#[test]
+fn non_utf8_paths_work() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xe9-\xff.png"));
+    image::RgbImage::from_pixel(40, 30, image::Rgb([1, 2, 3])).save(&path).unwrap();
+    let output = convscope().arg("classify").arg("resnet20").arg(&path).arg("--json").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let missing = dir.path().join(std::ffi::OsStr::from_bytes(b"gone-\xff.png"));
+    let output = convscope().arg("classify").arg("resnet20").arg(&missing).output().unwrap();
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no such file"));
+}
+
+#[test]
+fn nan_and_infinite_values_load_with_a_warning_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = convscope_core::executor::Model::random(
+        convscope_core::zoo::find("lenet5").unwrap().graph(),
+        tch::Device::Cpu,
+        1,
+    )
+    .unwrap();
+    let mut tensors: Vec<(String, tch::Tensor)> =
+        model.graph().params.iter().zip(model.params()).map(|(p, t)| (p.key.clone(), t.detach())).collect();
+    tensors[0].1 = tch::Tensor::full([6, 1, 5, 5], f64::NAN, (tch::Kind::Float, tch::Device::Cpu));
+    tensors[2].1 = tch::Tensor::full([16, 6, 5, 5], f64::INFINITY, (tch::Kind::Float, tch::Device::Cpu));
+    let path = dir.path().join("nan.safetensors");
+    tch::Tensor::write_safetensors(&tensors, &path).unwrap();
+    let image = manifest_dir().join("assets/digits/digit_3.png");
+    let output = convscope()
+        .args(["classify", "lenet5", image.to_str().unwrap(), "--weights", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("warning:") && stderr.contains("NaN or infinite values in 2 tensors"), "{stderr}");
+    assert!(stderr.contains("conv1.weight") && stderr.contains("conv2.weight"), "{stderr}");
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use convscope::preprocess::{Interpolation, Preprocess};
+use convscope_core::preprocess::{Interpolation, Preprocess};
 
 const CATS: [i64; 3] = [281, 282, 285]; // tabby, tiger cat, Egyptian cat
 const COFFEE: [i64; 3] = [967, 968, 504]; // espresso, cup, coffee mug
@@ -25,7 +25,7 @@ struct Reference {
 #[test]
 fn lite0_sees_the_cat_and_the_coffee_like_the_reference() {
     let weights = lite0_weights();
-    let spec = convscope::zoo::find("efficientnet_lite0").unwrap();
+    let spec = convscope_core::zoo::find("efficientnet_lite0").unwrap();
     let Preprocess::ImageNet { resize, crop, interpolation, mean, std } = spec.preprocess else {
         panic!("efficientnet_lite0 takes ImageNet-style preprocessing");
     };
@@ -90,9 +90,9 @@ fn lite0_sees_the_cat_and_the_coffee_like_the_reference() {
 #[test]
 fn the_installed_lite0_file_is_the_one_in_the_manifest() {
     let weights = lite0_weights();
-    let manifest = convscope::manifest::Manifest::load(&manifest_dir().join("weights")).unwrap();
+    let manifest = convscope_core::manifest::Manifest::load(&manifest_dir().join("weights")).unwrap();
     let entry = &manifest.weights["efficientnet_lite0"];
-    assert_eq!(convscope::manifest::sha256_file(&weights).unwrap(), entry.sha256);
+    assert_eq!(convscope_core::manifest::sha256_file(&weights).unwrap(), entry.sha256);
     let text = stdout(
         &convscope()
             .env("CONVSCOPE_WEIGHTS", manifest_dir().join("weights"))

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use convscope::executor::RunOptions;
-use convscope::manifest::Manifest;
-use convscope::{engine, train, zoo};
+use convscope_core::executor::RunOptions;
+use convscope_core::manifest::Manifest;
+use convscope_core::{engine, train, zoo};
 
 fn shipped_weights() -> std::path::PathBuf {
     manifest_dir().join("weights")
@@ -26,7 +26,7 @@ fn lenet5_reaches_its_manifest_accuracy_on_the_held_out_digits() {
     assert!(measured.top1 >= 97.0, "{}", measured.top1);
     let path = shipped_weights().join("lenet5.safetensors");
     assert_eq!(
-        convscope::manifest::sha256_file(&path).unwrap(),
+        convscope_core::manifest::sha256_file(&path).unwrap(),
         entry.sha256,
         "the committed file is the one measured"
     );
@@ -65,8 +65,16 @@ fn training_is_seeded_and_reproducible() {
     let config = train::TrainConfig { epochs: 1, lr: 1e-3, batch: 128, seed: 5 };
     let run = || {
         let model =
-            convscope::executor::Model::random(zoo::find("lenet5").unwrap().graph(), tch::Device::Cpu, 5).unwrap();
-        let report = train::train(&model, &digits, &config, &mut std::io::sink()).unwrap();
+            convscope_core::executor::Model::random(zoo::find("lenet5").unwrap().graph(), tch::Device::Cpu, 5).unwrap();
+        let mut epochs_reported = Vec::new();
+        let report = train::train(&model, &digits, &config, &mut |progress| {
+            if let train::TrainProgress::Epoch { epoch, held_out_accuracy, .. } = progress {
+                epochs_reported.push((epoch, held_out_accuracy));
+            }
+        })
+        .unwrap();
+        // The last epoch's progress report is the held-out accuracy the report gives.
+        assert_eq!(epochs_reported, vec![(1, report.test_accuracy)]);
         (report.test_accuracy, model.params()[0].copy())
     };
     let (a, wa) = run();
@@ -81,7 +89,7 @@ fn import_maps_prefixes_records_the_manifest_and_names_the_right_architecture() 
     let dir = tempfile::tempdir().unwrap();
     let installed = dir.path().join("weights");
     let graph = zoo::find("resnet18").unwrap().graph();
-    let model = convscope::executor::Model::random(graph.clone(), tch::Device::Cpu, 3).unwrap();
+    let model = convscope_core::executor::Model::random(graph.clone(), tch::Device::Cpu, 3).unwrap();
     // A DataParallel-style file: every key under `module.`.
     let prefixed: Vec<(String, tch::Tensor)> =
         graph.params.iter().zip(model.params()).map(|(p, t)| (format!("module.{}", p.key), t.detach())).collect();

@@ -11,9 +11,9 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use super::{mb, peak_rss, reset_peak_rss, status_bytes, utc_now};
-use crate::executor::{Layout, Model, RunOptions};
-use crate::graph::Op;
-use crate::zoo;
+use convscope_core::executor::{Layout, Model, RunOptions};
+use convscope_core::graph::Op;
+use convscope_core::zoo;
 
 /// The two cases: the most weights, and the most activations.
 pub const DEFAULT_CASES: [&str; 2] = ["vgg19", "efficientnet_b7"];

@@ -1,8 +1,5 @@
-//! Helpers shared by the integration tests: fixtures made by tests/fixtures/make_fixtures.py,
-//! the convscope binary, and tensor comparisons.
+//! Helpers shared by the command line's tests: the convscope binary, and tensor comparisons.
 #![allow(dead_code)]
-
-pub mod parity;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,17 +9,6 @@ use tch::Tensor;
 
 pub fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The fixture folder of an architecture; fails loudly when `make test` has not made it.
-pub fn fixture_dir(arch: &str) -> PathBuf {
-    let dir = manifest_dir().join("target/fixtures").join(arch);
-    assert!(
-        dir.join("stamp").is_file(),
-        "no reference fixtures for {arch} in {}: run `make test` (or `make fixtures`), which makes them with the venv's PyTorch",
-        dir.display()
-    );
-    dir
 }
 
 pub fn convscope() -> Command {

@@ -1,0 +1,271 @@
+//! `make screenshots`: the README's pictures, rendered from the real app as a user would
+//! see it, headless (egui_kittest's wgpu renderer; Mesa's software Vulkan where there is no
+//! GPU). Ignored by `cargo test`; run with
+//! `cargo test --test screenshots -- --ignored --test-threads=1`.
+//!
+//! Only EfficientNet-Lite0 has real weights here; the ResNets, Inception v3 and DenseNet
+//! run with their reference's random initialisation, which the diagrams do not depend on and
+//! the gradient pictures say.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+mod app_harness;
+
+use convscope_app::{App, Start};
+use egui_kittest::Harness;
+use egui_kittest::kittest::{AccessKitNode, NodeT as _, Queryable};
+
+const TIMEOUT: Duration = Duration::from_secs(600);
+const SIZE: egui::Vec2 = egui::vec2(1400.0, 900.0);
+/// The README shows them scaled down; above this they slow its page for nothing.
+const MAX_BYTES: u64 = 400 * 1024;
+
+/// A file dropped on the window.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+fn root() -> &'static Path {
+    convscope_core::paths::checkout()
+}
+
+fn harness(arch: &str) -> Harness<'static, App> {
+    let mut harness = Harness::builder().with_size(SIZE).build_eframe(|cc| {
+        let start = Start { arch: Some(arch.to_owned()), ignore_storage: true, ..Start::default() };
+        App::new(cc, start).expect("the model worker thread starts")
+    });
+    // The same look whatever the machine's theme.
+    harness.ctx.set_theme(egui::Theme::Dark);
+    step_until(&mut harness, &format!("{arch} to load"), |app| app.loaded_arch().is_some());
+    harness
+}
+
+/// Waits as the tests do, then lets a picture settle over a few more frames.
+#[track_caller]
+fn step_until(harness: &mut Harness<'static, App>, what: &str, done: impl Fn(&App) -> bool) {
+    app_harness::step_until(harness, TIMEOUT, what, done);
+    harness.run_steps(3);
+}
+
+fn idle(harness: &mut Harness<'static, App>) {
+    step_until(harness, "an idle app", |app| !app.busy());
+}
+
+fn click(harness: &mut Harness<'static, App>, label: &str) {
+    harness.get_by_label(label).click_accesskit();
+    harness.run_steps(2);
+}
+
+/// Shows or hides the panels and picks the central view, through the top bar's toggles.
+fn layout(harness: &mut Harness<'static, App>, picker: bool, prediction: bool, gradients: bool, diagram: bool) {
+    let settings = harness.state().settings().clone();
+    let toggles = [
+        ("Architectures", settings.show_picker != picker),
+        ("Prediction", settings.show_prediction != prediction),
+        ("Gradients", settings.show_gradients != gradients),
+    ];
+    for (label, flip) in toggles {
+        if flip {
+            harness.get_by_role_and_label(egui::accesskit::Role::Button, label).click_accesskit();
+            harness.step();
+        }
+    }
+    let central = if diagram { "Diagram" } else { "Feature maps" };
+    harness.get_by_role_and_label(egui::accesskit::Role::Button, central).click_accesskit();
+    harness.run_steps(2);
+}
+
+fn drop_image(harness: &mut Harness<'static, App>, path: PathBuf) {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    harness.input_mut().dropped_files.push(Arc::new(Dropped(path)));
+    harness.step();
+    step_until(harness, &format!("a prediction for {name}"), |app| {
+        app.prediction().is_some_and(|p| p.image.name() == name) && !app.busy()
+    });
+}
+
+fn select_node(harness: &mut Harness<'static, App>, arch: &str, name: &str) {
+    let spec = convscope_core::zoo::find(arch).expect("a known architecture");
+    let graph = spec.graph();
+    let index = graph.nodes.iter().position(|n| n.name == name).unwrap_or_else(|| panic!("{arch} has no {name}"));
+    harness.get_by_role_and_label(egui::accesskit::Role::Slider, "node").set_value_accesskit(index as f64);
+    harness.step();
+    step_until(harness, &format!("{name}'s output"), |app| app.activation_node() == Some(index));
+}
+
+/// A label's text, which AccessKit keeps in its label or its value.
+fn text_of(node: &AccessKitNode<'_>) -> String {
+    node.label().or_else(|| node.value()).unwrap_or_default()
+}
+
+/// The diagram's zoom as its toolbar shows it (`zoom 38%`), as a factor.
+fn diagram_zoom(harness: &Harness<'static, App>) -> f32 {
+    let label = harness
+        .query_all_by(|n| text_of(n).starts_with("zoom "))
+        .next()
+        .map(|n| text_of(&n.accesskit_node()))
+        .expect("the diagram shows its zoom");
+    let percent: f32 = label.trim_start_matches("zoom ").trim_end_matches('%').parse().expect("a percentage");
+    percent / 100.0
+}
+
+/// Fits the diagram to its canvas (the F key), then zooms as a user's pinch would, over the
+/// top middle of the canvas (where the input sits after a fit) until boxes are drawn at
+/// `scale`.
+fn frame_diagram(harness: &mut Harness<'static, App>, scale: f32) {
+    harness.key_press(egui::Key::F);
+    harness.run_steps(3);
+    // The canvas spans from the toolbar's first button to the window's right edge.
+    let fit = harness.get_by_label("Fit").rect();
+    let legend = harness.query_all_by(|n| text_of(n) == "other").next().expect("the legend's last entry").rect();
+    let at = egui::pos2((fit.left() + SIZE.x) / 2.0, legend.bottom() + 16.0);
+    let factor = scale / diagram_zoom(harness);
+    harness.hover_at(at);
+    harness.step();
+    harness.event(egui::Event::Zoom(factor));
+    harness.run_steps(2);
+    harness.remove_cursor();
+    harness.run_steps(3);
+    let zoom = diagram_zoom(harness);
+    assert!((zoom - scale).abs() < 0.02, "zoomed to {zoom}, not {scale}");
+}
+
+/// Writes the frame as a PNG, in full colour where that stays small; otherwise (photos and
+/// heatmaps) with 256 colours, which NeuQuant picks so that text, plots and maps look the
+/// same to the eye at about a third of the bytes.
+fn save(harness: &mut Harness<'static, App>, name: &str) {
+    harness.run_steps(4);
+    let image = harness.render().expect("the frame renders");
+    let dir = root().join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshots/ can be made");
+    let path = dir.join(format!("{name}.png"));
+    let rgb: Vec<u8> = image.pixels().flat_map(|p| [p[0], p[1], p[2]]).collect();
+    write_png(&path, image.dimensions(), png::ColorType::Rgb, &rgb, None);
+    if file_size(&path) >= MAX_BYTES {
+        let palette = color_quant::NeuQuant::new(1, 256, image.as_raw());
+        let indices: Vec<u8> = image.pixels().map(|p| palette.index_of(&p.0) as u8).collect();
+        write_png(&path, image.dimensions(), png::ColorType::Indexed, &indices, Some(palette.color_map_rgb()));
+    }
+    let bytes = file_size(&path);
+    println!("{}: {} KB", path.display(), bytes / 1024);
+    assert!(bytes < MAX_BYTES, "{name}.png is {} KB, over {} KB", bytes / 1024, MAX_BYTES / 1024);
+}
+
+fn write_png(path: &Path, (w, h): (u32, u32), color: png::ColorType, data: &[u8], palette: Option<Vec<u8>>) {
+    let file = std::fs::File::create(path).expect("the PNG can be created");
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    encoder.set_color(color);
+    encoder.set_depth(png::BitDepth::Eight);
+    if let Some(palette) = palette {
+        encoder.set_palette(palette);
+    }
+    encoder.set_compression(png::Compression::High);
+    let mut writer = encoder.write_header().expect("the PNG header is written");
+    writer.write_image_data(data).expect("the PNG is written");
+    writer.finish().expect("the PNG is complete");
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|m| m.len()).unwrap_or(u64::MAX)
+}
+
+/// Drags with the primary button, in steps, as a hand would.
+fn drag(harness: &mut Harness<'static, App>, from: egui::Pos2, to: egui::Pos2) {
+    harness.hover_at(from);
+    harness.step();
+    harness.drag_at(from);
+    harness.step();
+    for i in 1..=6 {
+        harness.hover_at(from.lerp(to, i as f32 / 6.0));
+        harness.step();
+    }
+    harness.drop_at(to);
+    harness.run_steps(2);
+}
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
+fn resnet50_diagram_with_its_skip_arcs() {
+    let mut harness = harness("resnet50");
+    layout(&mut harness, true, false, false, true);
+    // The first bottleneck open: its shortcut (a projection here) bypasses the three convs.
+    click(&mut harness, "+ layer1.0 · bottleneck");
+    idle(&mut harness);
+    frame_diagram(&mut harness, 0.9);
+    save(&mut harness, "resnet50_diagram");
+}
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
+fn inception_v3_diagram_with_a_module_open() {
+    let mut harness = harness("inception_v3");
+    layout(&mut harness, true, false, false, true);
+    click(&mut harness, "collapse stem");
+    click(&mut harness, "+ Mixed_5b · Inception module");
+    idle(&mut harness);
+    frame_diagram(&mut harness, 1.0);
+    save(&mut harness, "inception_v3_diagram");
+}
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
+fn densenet121_diagram_with_a_dense_block_open() {
+    let mut harness = harness("densenet121");
+    layout(&mut harness, true, false, false, true);
+    click(&mut harness, "+ denseblock1 · dense block");
+    idle(&mut harness);
+    frame_diagram(&mut harness, 0.9);
+    save(&mut harness, "densenet121_diagram");
+}
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
+fn feature_maps_of_an_early_and_a_late_layer() {
+    let arch = "efficientnet_lite0";
+    let mut harness = harness(arch);
+    layout(&mut harness, true, true, false, false);
+    drop_image(&mut harness, root().join("assets/chelsea.png"));
+    select_node(&mut harness, arch, "_blocks.1._swish");
+    // Seven full rows of nine.
+    harness.get_by_role_and_label(egui::accesskit::Role::SpinButton, "show").set_value_accesskit(63.0);
+    harness.step();
+    idle(&mut harness);
+    save(&mut harness, "feature_maps_early");
+
+    select_node(&mut harness, arch, "_blocks.10._swish");
+    // The most active channels first: what the late layer sees in the cat.
+    click(&mut harness, "sort by mean");
+    idle(&mut harness);
+    save(&mut harness, "feature_maps_late");
+}
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
+fn gradient_flow_with_and_without_residuals() {
+    let mut harness = harness("efficientnet_lite0");
+    layout(&mut harness, true, true, true, false);
+    drop_image(&mut harness, root().join("assets/chelsea.png"));
+    step_until(&mut harness, "the gradient flow", |app| app.gradient_flow().is_some() && !app.busy());
+    // The plot's panel pulled up by its top edge, to give the curves room.
+    let heading = harness.query_all_by(|n| text_of(n) == "Gradient flow").next().expect("the panel's heading").rect();
+    let edge = egui::pos2(SIZE.x / 2.0, heading.top() - 3.0);
+    drag(&mut harness, edge, edge - egui::vec2(0.0, 260.0));
+    save(&mut harness, "gradients_with_residuals");
+
+    click(&mut harness, "all shortcuts");
+    step_until(&mut harness, "the gradient flow without shortcuts", |app| {
+        app.gradient_flow().is_some_and(|f| !f.disabled.is_empty()) && !app.busy()
+    });
+    save(&mut harness, "gradients_without_residuals");
+}

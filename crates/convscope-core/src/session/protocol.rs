@@ -1,0 +1,189 @@
+//! What the app and the worker say to each other: requests, replies and their payloads.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tch::Device;
+
+use crate::engine::{Prediction, WeightsChoice};
+use crate::graph::NodeId;
+use crate::zoo::ArchSpec;
+
+/// An image as the user gave it: a file, bytes (a drop without a readable path), or pixels
+/// already decoded (a pasted image).
+#[derive(Clone, Debug)]
+pub enum ImageInput {
+    Path(PathBuf),
+    Bytes {
+        name: String,
+        bytes: Arc<[u8]>,
+    },
+    /// 8-bit RGBA, not premultiplied, row after row.
+    Pixels {
+        name: String,
+        size: [u32; 2],
+        rgba: Arc<[u8]>,
+    },
+}
+
+impl ImageInput {
+    pub fn name(&self) -> String {
+        match self {
+            ImageInput::Path(path) => {
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+            }
+            ImageInput::Bytes { name, .. } | ImageInput::Pixels { name, .. } => name.clone(),
+        }
+    }
+
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            ImageInput::Path(path) => Some(path),
+            ImageInput::Bytes { .. } | ImageInput::Pixels { .. } => None,
+        }
+    }
+}
+
+/// What the UI asks of the worker.
+#[derive(Clone, Debug)]
+pub enum Request {
+    /// Builds the architecture with its weights; the previous model serves until it is ready.
+    Load { spec: Box<ArchSpec>, weights: WeightsChoice, device: Device },
+    /// Moves the model to another device.
+    Device(Device),
+    /// Decodes, preprocesses and runs an image, keeping outputs for the layer view as asked.
+    Classify { image: ImageInput, disabled: Vec<NodeId>, retention: Retention },
+    /// Forward + backward on the current image: gradient norms along depth.
+    Gradients { disabled: Vec<NodeId>, target: Option<i64>, retention: Retention },
+    /// One node's output from the last run.
+    Activation { node: NodeId },
+}
+
+/// Which outputs of a run the worker keeps for the layer view. They stay on the model's
+/// device either way; only the node on show is copied to the CPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Retention {
+    /// Every node's output: picking another layer shows it at once.
+    #[default]
+    EveryLayer,
+    /// Only the node on show: picking another runs the network again, up to that node.
+    /// EfficientNet-B7's outputs at 600×600 take 4 GB; this keeps one of them (a gradient
+    /// pass still holds them all while it runs, as autograd needs them).
+    ViewedLayer,
+}
+
+/// Kinds of request, in the order one drained batch is worked through: a new model first,
+/// then the image on it, then what depends on the image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RequestKind {
+    Load,
+    Device,
+    Classify,
+    Gradients,
+    Activation,
+}
+
+impl Request {
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Request::Load { .. } => RequestKind::Load,
+            Request::Device(_) => RequestKind::Device,
+            Request::Classify { .. } => RequestKind::Classify,
+            Request::Gradients { .. } => RequestKind::Gradients,
+            Request::Activation { .. } => RequestKind::Activation,
+        }
+    }
+}
+
+/// Milliseconds spent in each stage of the last run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timings {
+    pub decode_ms: Option<f64>,
+    pub preprocess_ms: Option<f64>,
+    pub forward_ms: Option<f64>,
+    pub backward_ms: Option<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub id: &'static str,
+    pub origin: String,
+    pub warnings: Vec<String>,
+    pub device: Device,
+    pub load_ms: f64,
+}
+
+/// The input as the network sees it, de-normalised to 8-bit RGB.
+#[derive(Clone, Debug)]
+pub struct Preview {
+    pub size: [usize; 2],
+    pub rgb: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Predicted {
+    pub arch: &'static str,
+    pub image: ImageInput,
+    pub top5: Vec<Prediction>,
+    pub preview: Preview,
+    pub timings: Timings,
+    pub device: Device,
+}
+
+#[derive(Clone, Debug)]
+pub struct GradientFlow {
+    pub arch: &'static str,
+    pub disabled: Vec<NodeId>,
+    /// The class asked for, `None` for the prediction.
+    pub requested_target: Option<i64>,
+    /// The class whose loss was differentiated.
+    pub target: i64,
+    pub loss: f64,
+    /// Per node, in execution order.
+    pub node_norms: Vec<Option<f64>>,
+    /// Per node: the L2 norm over all its trainable parameters' gradients.
+    pub param_norms: Vec<Option<f64>>,
+    pub top5: Vec<Prediction>,
+    pub timings: Timings,
+    pub device: Device,
+}
+
+#[derive(Clone, Debug)]
+pub struct ActivationData {
+    pub arch: &'static str,
+    pub node: NodeId,
+    /// One sample's shape: `[C, H, W]` or `[F]`.
+    pub shape: Vec<i64>,
+    pub values: Vec<f32>,
+}
+
+#[derive(Clone, Debug)]
+pub enum Payload {
+    Loaded(Loaded),
+    Moved(Device),
+    Predicted(Box<Predicted>),
+    Gradients(Box<GradientFlow>),
+    Activation(Box<ActivationData>),
+}
+
+/// The answer to one request; errors are sentences for the user.
+#[derive(Debug)]
+pub struct Reply {
+    pub seq: u64,
+    pub kind: RequestKind,
+    pub result: Result<Payload, ReplyError>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ReplyError {
+    pub message: String,
+    /// The image that failed, for a failed classification.
+    pub image: Option<String>,
+}
+
+/// What the worker sends back: an answer, or word that a request was dropped unanswered
+/// (its model was replaced before its turn), so the handle stops waiting for it.
+pub(crate) enum Outgoing {
+    Reply(Reply),
+    Dropped { seq: u64, kind: RequestKind },
+}

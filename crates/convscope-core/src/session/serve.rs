@@ -1,0 +1,368 @@
+//! The worker thread: owns the model, works through requests newest-first by kind, and
+//! yields a long gradient pass to what arrives meanwhile.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::time::Instant;
+
+use tch::{Device, Kind, Tensor};
+
+use super::protocol::*;
+use crate::engine::{self, WeightsChoice};
+use crate::executor::{Layout, Model, RunOptions};
+use crate::graph::NodeId;
+use crate::preprocess;
+use crate::zoo::ArchSpec;
+
+/// Requests that have reached the worker and wait their turn, the newest of each kind only.
+struct Inbox<'a> {
+    requests: &'a Receiver<(u64, Request)>,
+    waiting: RefCell<BTreeMap<RequestKind, (u64, Request)>>,
+    /// The window has gone: nobody is left to answer.
+    closed: Cell<bool>,
+}
+
+impl<'a> Inbox<'a> {
+    fn new(requests: &'a Receiver<(u64, Request)>) -> Self {
+        Self { requests, waiting: RefCell::new(BTreeMap::new()), closed: Cell::new(false) }
+    }
+
+    /// Takes in whatever has arrived, without waiting.
+    fn collect(&self) {
+        loop {
+            match self.requests.try_recv() {
+                Ok(entry) => self.keep(entry),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.closed.set(true);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn keep(&self, entry: (u64, Request)) {
+        self.waiting.borrow_mut().insert(entry.1.kind(), entry);
+    }
+
+    /// The next request to work on, in kind order, waiting for one if need be; `None` once
+    /// the window has gone.
+    fn next(&self) -> Option<(u64, Request)> {
+        self.collect();
+        if self.waiting.borrow().is_empty() && !self.closed.get() {
+            match self.requests.recv() {
+                Ok(entry) => self.keep(entry),
+                Err(_) => self.closed.set(true),
+            }
+            self.collect();
+        }
+        if self.closed.get() {
+            return None;
+        }
+        self.waiting.borrow_mut().pop_first().map(|(_, entry)| entry)
+    }
+
+    /// Whether a request has arrived that the work of `kind` should yield to: one of an
+    /// earlier kind (a new model, a device move, a new image) or a newer one of the same kind.
+    fn should_yield(&self, kind: RequestKind) -> bool {
+        self.collect();
+        self.closed.get() || self.waiting.borrow().keys().any(|&k| k <= kind && k != RequestKind::Activation)
+    }
+
+    /// Queues an interrupted request again, unless a newer one of its kind took its place.
+    fn put_back(&self, seq: u64, request: Request) {
+        self.waiting.borrow_mut().entry(request.kind()).or_insert((seq, request));
+    }
+}
+
+/// The worker's own state: the model and what the last run left behind.
+#[derive(Default)]
+pub(super) struct Worker {
+    spec: Option<ArchSpec>,
+    model: Option<Model>,
+    /// The request that built the model: gradients and layers asked for before it were
+    /// about the previous model.
+    model_seq: u64,
+    /// The preprocessed current image (`1×C×H×W`, on the CPU).
+    input: Option<Tensor>,
+    /// The outputs kept from the last run (or, keeping only the viewed layer, the one last
+    /// shown), for the layer view.
+    outputs: Vec<Option<Tensor>>,
+    /// The residual switches and retention of the last run, to run it again up to a node.
+    disabled: Vec<NodeId>,
+    retention: Retention,
+}
+
+impl Worker {
+    pub(super) fn run(
+        mut self,
+        requests: &Receiver<(u64, Request)>,
+        replies: &SyncSender<Outgoing>,
+        repaint: &dyn Fn(),
+    ) {
+        let inbox = Inbox::new(requests);
+        while let Some((seq, request)) = inbox.next() {
+            let kind = request.kind();
+            if self.is_stale(seq, kind) {
+                if replies.send(Outgoing::Dropped { seq, kind }).is_err() {
+                    return;
+                }
+                repaint();
+                continue;
+            }
+            let retry = (kind == RequestKind::Gradients).then(|| request.clone());
+            // A libtorch call that panics (they are meant to return errors, but a bug in
+            // a binding should not take the whole app down) becomes a message.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(request, &inbox)))
+                .unwrap_or_else(|panic| {
+                    let text = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "unknown failure".into());
+                    Err(ReplyError { message: format!("the model worker failed: {text}"), image: None })
+                });
+            let result = match result {
+                Ok(Some(payload)) => {
+                    if kind == RequestKind::Load {
+                        self.model_seq = seq;
+                    }
+                    Ok(payload)
+                }
+                Ok(None) => {
+                    if let Some(request) = retry {
+                        inbox.put_back(seq, request);
+                    }
+                    continue;
+                }
+                Err(error) => Err(error),
+            };
+            if replies.send(Outgoing::Reply(Reply { seq, kind, result })).is_err() {
+                return;
+            }
+            repaint();
+        }
+    }
+
+    /// Whether a request is about the image or the layers of a model that has been replaced
+    /// since the UI asked: asked before the load, or asked after it but for a prediction
+    /// the old model made (no image has run on the new one yet). The UI drops such answers
+    /// anyway; answering would only show it an error about a model it no longer has.
+    fn is_stale(&self, seq: u64, kind: RequestKind) -> bool {
+        matches!(kind, RequestKind::Gradients | RequestKind::Activation)
+            && (seq < self.model_seq || (self.model.is_some() && self.input.is_none()))
+    }
+
+    /// Carries out one request; `Ok(None)` when it yielded to newer requests midway.
+    fn handle(&mut self, request: Request, inbox: &Inbox) -> Result<Option<Payload>, ReplyError> {
+        let payload = match request {
+            Request::Load { spec, weights, device } => self.load(*spec, &weights, device)?,
+            Request::Device(device) => {
+                let model = self.model_mut()?;
+                model.to_device(device).map_err(plain)?;
+                Payload::Moved(device)
+            }
+            Request::Classify { image, disabled, retention } => {
+                let predicted = self
+                    .classify(&image, &disabled, retention)
+                    .map_err(|message| ReplyError { message, image: Some(image.name()) })?;
+                Payload::Predicted(Box::new(predicted))
+            }
+            Request::Gradients { disabled, target, retention } => {
+                let interrupt = || inbox.should_yield(RequestKind::Gradients);
+                match self.gradients(&disabled, target, retention, &interrupt).map_err(plain)? {
+                    Some(flow) => Payload::Gradients(Box::new(flow)),
+                    None => return Ok(None),
+                }
+            }
+            Request::Activation { node } => Payload::Activation(Box::new(self.activation(node)?)),
+        };
+        Ok(Some(payload))
+    }
+
+    fn model_mut(&mut self) -> Result<&mut Model, ReplyError> {
+        self.model.as_mut().ok_or_else(|| plain("no model is loaded yet"))
+    }
+
+    fn loaded(&self) -> Result<(&ArchSpec, &Model), String> {
+        match (&self.spec, &self.model) {
+            (Some(spec), Some(model)) => Ok((spec, model)),
+            _ => Err("no model is loaded yet".into()),
+        }
+    }
+
+    fn load(&mut self, spec: ArchSpec, weights: &WeightsChoice, device: Device) -> Result<Payload, ReplyError> {
+        let start = Instant::now();
+        let (model, warnings) = engine::load_model(&spec, weights, device).map_err(plain)?;
+        let loaded =
+            Loaded { id: spec.id, origin: model.origin().to_string(), warnings, device, load_ms: elapsed_ms(start) };
+        // Only now does the previous model go: it served every request until here.
+        self.model = Some(model);
+        self.spec = Some(spec);
+        self.input = None;
+        self.outputs.clear();
+        Ok(Payload::Loaded(loaded))
+    }
+
+    fn classify(&mut self, image: &ImageInput, disabled: &[NodeId], retention: Retention) -> Result<Predicted, String> {
+        let (spec, model) = self.loaded()?;
+        let start = Instant::now();
+        let decoded = match image {
+            ImageInput::Path(path) => preprocess::load_image(path).map_err(|e| e.to_string())?,
+            ImageInput::Bytes { name, bytes } => {
+                if bytes.len() as u64 > preprocess::MAX_FILE_BYTES {
+                    return Err(format!(
+                        "{name}: the file is {} MB; images over {} MB are refused",
+                        bytes.len() >> 20,
+                        preprocess::MAX_FILE_BYTES >> 20
+                    ));
+                }
+                preprocess::decode_image_named(bytes, Some(std::path::Path::new(name)))
+                    .map_err(|e| format!("{name}: {e}"))?
+            }
+            ImageInput::Pixels { name, size, rgba } => {
+                image_from_rgba(*size, rgba).map_err(|e| format!("{name}: {e}"))?
+            }
+        };
+        let decode_ms = elapsed_ms(start);
+        let start = Instant::now();
+        let input = spec.preprocess.apply(&decoded).map_err(|e| e.to_string())?;
+        let preview = spec.preprocess.to_rgb8(&input).map_err(|e| e.to_string())?;
+        let preview = Preview { size: [preview.width() as usize, preview.height() as usize], rgb: preview.into_raw() };
+        let preprocess_ms = elapsed_ms(start);
+        let start = Instant::now();
+        let options = shown_run(disabled);
+        let (logits, outputs) = match retention {
+            Retention::EveryLayer => {
+                let capture = model.forward_capture(&input, &options).map_err(|e| e.to_string())?;
+                (capture.logits, capture.outputs)
+            }
+            Retention::ViewedLayer => (model.forward(&input, &options).map_err(|e| e.to_string())?, Vec::new()),
+        };
+        let top5 = engine::top_k(&logits, spec.labels, 5).map_err(|e| e.to_string())?;
+        let forward_ms = elapsed_ms(start);
+        let predicted = Predicted {
+            arch: spec.id,
+            image: image.clone(),
+            top5,
+            preview,
+            timings: Timings {
+                decode_ms: Some(decode_ms),
+                preprocess_ms: Some(preprocess_ms),
+                forward_ms: Some(forward_ms),
+                backward_ms: None,
+            },
+            device: model.device(),
+        };
+        self.input = Some(input);
+        self.outputs = outputs;
+        self.disabled = disabled.to_vec();
+        self.retention = retention;
+        Ok(predicted)
+    }
+
+    /// The gradient flow, or `None` when `interrupt` stopped it.
+    fn gradients(
+        &mut self,
+        disabled: &[NodeId],
+        target: Option<i64>,
+        retention: Retention,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<Option<GradientFlow>, String> {
+        let (spec, model) = self.loaded()?;
+        let input = self.input.as_ref().ok_or("open an image first: gradients are taken for an image")?;
+        let graph = model.graph();
+        let options = RunOptions { disabled_residuals: disabled.to_vec(), ..RunOptions::default() };
+        let start = Instant::now();
+        let Some(report) =
+            model.gradients_interruptible(input, target, &options, interrupt).map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let backward_ms = elapsed_ms(start);
+        let mut squared: Vec<Option<f64>> = vec![None; graph.nodes.len()];
+        for (spec_param, norm) in graph.params.iter().zip(&report.param_grad_norms) {
+            if let Some(norm) = norm {
+                let slot = squared[spec_param.node].get_or_insert(0.0);
+                *slot += norm * norm;
+            }
+        }
+        let top5 = engine::top_k(&report.logits, spec.labels, 5).map_err(|e| e.to_string())?;
+        let flow = GradientFlow {
+            arch: spec.id,
+            disabled: disabled.to_vec(),
+            requested_target: target,
+            target: report.targets.first().copied().unwrap_or(0),
+            loss: report.loss,
+            node_norms: report.node_grad_norms,
+            param_norms: squared.into_iter().map(|s| s.map(f64::sqrt)).collect(),
+            top5,
+            timings: Timings { backward_ms: Some(backward_ms), ..Timings::default() },
+            device: model.device(),
+        };
+        // The layer view now shows the network as switched.
+        self.outputs = match retention {
+            Retention::EveryLayer => report.outputs,
+            Retention::ViewedLayer => Vec::new(),
+        };
+        self.disabled = disabled.to_vec();
+        self.retention = retention;
+        Ok(Some(flow))
+    }
+
+    fn activation(&mut self, node: NodeId) -> Result<ActivationData, ReplyError> {
+        let (spec, model) = self.loaded().map_err(plain)?;
+        let arch = spec.id;
+        let kept = self.outputs.get(node).is_some_and(Option::is_some);
+        if !kept && self.retention == Retention::ViewedLayer {
+            let input = self.input.as_ref().ok_or_else(|| plain("open an image first"))?;
+            let options = shown_run(&self.disabled);
+            // A node the switched network does not run has no output, as with every layer kept.
+            if model.runs_node(node, &options) {
+                let output = model.forward_to(input, &options, node).map_err(plain)?;
+                // One layer is kept at a time: the previous one goes.
+                let mut outputs: Vec<Option<Tensor>> = (0..model.graph().nodes.len()).map(|_| None).collect();
+                outputs[node] = Some(output);
+                self.outputs = outputs;
+            }
+        }
+        let tensor = self.outputs.get(node).and_then(Option::as_ref).ok_or_else(|| {
+            plain("this node has no output yet: open an image (nodes off the path of the last run have none)")
+        })?;
+        let sample = tensor
+            .f_get(0)
+            .and_then(|t| t.f_to_device_(Device::Cpu, Kind::Float, false, false))
+            .and_then(|t| t.f_contiguous())
+            .map_err(|e| plain(format!("reading the output: {e}")))?;
+        let shape = sample.size();
+        let values = sample
+            .f_flatten(0, -1)
+            .map_err(|e| plain(e.to_string()))
+            .and_then(|flat| Vec::<f32>::try_from(&flat).map_err(|e| plain(e.to_string())))?;
+        Ok(ActivationData { arch, node, shape, values })
+    }
+}
+
+/// A run whose outputs the layer view shows: in the reference layout, PyTorch's numbers.
+fn shown_run(disabled: &[NodeId]) -> RunOptions {
+    RunOptions { disabled_residuals: disabled.to_vec(), layout: Layout::Reference, ..RunOptions::default() }
+}
+
+fn plain(message: impl std::fmt::Display) -> ReplyError {
+    ReplyError { message: message.to_string(), image: None }
+}
+
+/// Pasted pixels as an image, within the limits a decoded file gets.
+fn image_from_rgba([w, h]: [u32; 2], rgba: &[u8]) -> Result<image::DynamicImage, String> {
+    if w == 0 || h == 0 || w > preprocess::MAX_DIMENSION || h > preprocess::MAX_DIMENSION {
+        return Err(format!("{w}×{h} pixels; images up to {0}×{0} are accepted", preprocess::MAX_DIMENSION));
+    }
+    image::RgbaImage::from_raw(w, h, rgba.to_vec())
+        .map(image::DynamicImage::ImageRgba8)
+        .ok_or_else(|| format!("{} bytes do not make {w}×{h} RGBA pixels", rgba.len()))
+}
+
+fn elapsed_ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
