@@ -10,7 +10,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
-use super::{mb, peak_rss, reset_peak_rss, status_bytes, utc_now};
+use super::machine::{peak_rss, reset_peak_rss, status_bytes, utc_now};
+use super::table::mb;
 use convscope_core::executor::{Layout, Model, RunOptions};
 use convscope_core::graph::Op;
 use convscope_core::zoo;
