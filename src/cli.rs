@@ -104,37 +104,7 @@ pub enum Command {
     #[command(subcommand)]
     Weights(WeightsCommand),
     /// Time convscope against PyTorch on the same libtorch, interleaved rounds (see bench/).
-    Bench {
-        /// Architectures (default: resnet18, resnet50, vgg16, inception_v3, densenet121,
-        /// mobilenet_v2, efficientnet_b0, efficientnet_lite0).
-        cases: Vec<String>,
-        /// Modes: forward, forward-nchw, forward-nhwc, capture, gradients, top5, load (default: all).
-        #[arg(long, value_delimiter = ',')]
-        modes: Vec<String>,
-        /// Measure the peak memory of keeping every output instead of timing, one fresh process
-        /// per case (default cases: vgg19, efficientnet_b7).
-        #[arg(long)]
-        memory: bool,
-        /// One case of --memory, in this process (what --memory starts).
-        #[arg(long, hide = true)]
-        memory_child: bool,
-        #[arg(long, default_value_t = crate::bench::BenchArgs::default().rounds)]
-        rounds: usize,
-        #[arg(long, default_value_t = crate::bench::BenchArgs::default().warmup)]
-        warmup: usize,
-        /// Intra-op threads on both sides (default: every core).
-        #[arg(long)]
-        threads: Option<usize>,
-        /// auto (CPU, then CUDA where available), cpu, cuda or cuda:N.
-        #[arg(long, default_value = "auto")]
-        device: String,
-        /// A smoke run: few rounds, two small cases unless some are named.
-        #[arg(long)]
-        quick: bool,
-        /// Also write the results as JSON.
-        #[arg(long)]
-        json: Option<PathBuf>,
-    },
+    Bench(crate::bench::BenchArgs),
     /// Per-node gradient norms in execution order.
     Gradients {
         arch: String,
@@ -216,27 +186,7 @@ pub fn run(command: Command) -> Result<()> {
             train(&arch, &TrainConfig { epochs, lr, batch, seed }, data, out)
         }
         Command::Weights(command) => weights(command),
-        Command::Bench { cases, memory_child: true, threads, .. } => match cases.as_slice() {
-            [case] => crate::bench::memory::child(case, threads.unwrap_or(1)),
-            _ => bail!("--memory-child measures exactly one case"),
-        },
-        Command::Bench { cases, memory: true, threads, json, .. } => {
-            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-            crate::bench::memory::run(&cases, threads, json.as_ref())
-        }
-        Command::Bench { cases, modes, rounds, warmup, threads, device, quick, json, .. } => {
-            crate::bench::run(&crate::bench::BenchArgs {
-                cases,
-                modes,
-                rounds,
-                warmup,
-                threads,
-                device,
-                quick,
-                json,
-                ..Default::default()
-            })
-        }
+        Command::Bench(args) => crate::bench::run(&args),
     }
 }
 
@@ -404,48 +354,41 @@ fn classify(arch: &str, images: &[PathBuf], args: &ModelArgs, top: i64, layout: 
     let (spec, model) = load(arch, args)?;
     let opts = RunOptions { layout, ..RunOptions::default() };
     let random = matches!(model.origin(), convscope_core::executor::WeightsOrigin::Random { .. });
-    let mut out = std::io::stdout().lock();
+    let weights = model.origin().to_string();
+    let device = engine::device_id(model.device());
     let mut results = Vec::new();
     let mut failures = 0;
     for path in images {
         let predictions = engine::image_input(&spec, path)
             .and_then(|x| model.forward(&x, &opts))
             .and_then(|logits| engine::top_k(&logits, spec.labels, top));
-        if images.len() == 1 {
+        let top = match predictions {
+            Ok(top) => top,
             // A single image's error is the command's error, reported once by main.
-            let top = predictions?;
-            results.push(Classified {
-                image: path.display().to_string(),
-                arch: spec.id,
-                weights: model.origin().to_string(),
-                random_weights: random,
-                device: engine::device_id(model.device()),
-                top,
-            });
-            continue;
-        }
-        match predictions {
-            Ok(top) => results.push(Classified {
-                image: path.display().to_string(),
-                arch: spec.id,
-                weights: model.origin().to_string(),
-                random_weights: random,
-                device: engine::device_id(model.device()),
-                top,
-            }),
+            Err(e) if images.len() == 1 => return Err(e.into()),
             Err(e) => {
                 // One bad file among many should not hide the others' results.
                 failures += 1;
                 eprintln!("error: {e}");
+                continue;
             }
-        }
+        };
+        results.push(Classified {
+            image: path.display().to_string(),
+            arch: spec.id,
+            weights: weights.clone(),
+            random_weights: random,
+            device: device.clone(),
+            top,
+        });
     }
+    let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &results)?;
         writeln!(out)?;
     } else {
         for r in &results {
-            writeln!(out, "{} — {} with {}", r.image, spec.card.name, r.weights)?;
+            writeln!(out, "{} — {} with {} on {}", r.image, spec.card.name, r.weights, r.device)?;
             if random {
                 writeln!(out, "  (random weights: these predictions mean nothing; see `convscope weights`)")?;
             }

@@ -75,7 +75,7 @@ fn classify_reports_top_k_and_says_when_weights_are_random() {
     let image = write_test_image(dir.path());
     let image = image.to_str().unwrap();
     let text = stdout(&run_ok(&["classify", "resnet18", image, "--top", "3"]));
-    assert!(text.contains("random weights"), "{text}");
+    assert!(text.contains("random weights") && text.contains(" on cpu"), "{text}");
     assert_eq!(text.lines().filter(|l| l.trim_start().ends_with('%') || l.contains("% ")).count(), 3, "{text}");
 
     let json: serde_json::Value =
@@ -83,6 +83,7 @@ fn classify_reports_top_k_and_says_when_weights_are_random() {
     let top = json[0]["top"].as_array().unwrap();
     assert_eq!(top.len(), 5);
     assert_eq!(json[0]["random_weights"], true);
+    assert_eq!(json[0]["device"], "cpu", "the device as --device writes it");
     let probs: Vec<f64> = top.iter().map(|p| p["probability"].as_f64().unwrap()).collect();
     assert!(probs.windows(2).all(|w| w[0] >= w[1]) && probs.iter().sum::<f64>() <= 1.0 + 1e-6, "{probs:?}");
     // LeNet reads the same file as a grey digit.

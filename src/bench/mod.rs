@@ -59,43 +59,43 @@ pub const QUICK_CASES: [&str; 2] = ["resnet18", "mobilenet_v2"];
 /// Untimed pause before each run (see `bench_case`).
 const PAUSE_MS: u64 = 20;
 
-/// What `convscope bench` takes.
-#[derive(Clone, Debug)]
-pub struct BenchArgs {
-    /// Architecture ids; empty means `DEFAULT_CASES` (or `QUICK_CASES` with `quick`).
-    pub cases: Vec<String>,
-    /// Modes to run (`forward`, `capture`, `gradients`, `top5`, `load`); empty means all.
-    pub modes: Vec<String>,
-    /// Timed rounds per mode, after the warm-up.
-    pub rounds: usize,
-    /// Untimed rounds per mode first.
-    pub warmup: usize,
-    /// Intra-op threads of both sides; `None` means every available core.
-    pub threads: Option<usize>,
-    /// `auto` (CPU, then CUDA when available), `cpu`, `cuda` or `cuda:N`.
-    pub device: String,
-    /// A smoke run: at most 3 rounds and 1 warm-up, two small cases unless some are named.
-    pub quick: bool,
-    /// Also write the results as JSON to this file.
-    pub json: Option<PathBuf>,
-}
-
 /// Seed of every case's random weights and input: both sides read the same files.
 const SEED: i64 = 0;
 
-impl Default for BenchArgs {
-    fn default() -> Self {
-        Self {
-            cases: Vec::new(),
-            modes: Vec::new(),
-            rounds: 7,
-            warmup: 1,
-            threads: None,
-            device: "auto".into(),
-            quick: false,
-            json: None,
-        }
-    }
+/// The arguments of `convscope bench`; the doc comments are its help.
+#[derive(clap::Args, Clone, Debug)]
+pub struct BenchArgs {
+    /// Architectures (default: resnet18, resnet50, vgg16, inception_v3, densenet121,
+    /// mobilenet_v2, efficientnet_b0, efficientnet_lite0).
+    pub cases: Vec<String>,
+    /// Modes: forward, forward-nchw, forward-nhwc, capture, gradients, top5, load (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub modes: Vec<String>,
+    /// Measure the peak memory of keeping every output instead of timing, one fresh process
+    /// per case (default cases: vgg19, efficientnet_b7).
+    #[arg(long)]
+    pub memory: bool,
+    /// One case of --memory, in this process (what --memory starts).
+    #[arg(long, hide = true)]
+    pub memory_child: bool,
+    /// Timed rounds per mode, after the warm-up.
+    #[arg(long, default_value_t = 7)]
+    pub rounds: usize,
+    /// Untimed rounds per mode first.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Intra-op threads on both sides (default: every core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// auto (CPU, then CUDA where available), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// A smoke run: few rounds, two small cases unless some are named.
+    #[arg(long)]
+    pub quick: bool,
+    /// Also write the results as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -216,8 +216,17 @@ pub struct Report {
 
 // ---- the run -------------------------------------------------------------------------------
 
-/// Runs the benchmark and prints its table (and writes JSON where asked).
+/// Runs the benchmark and prints its table (and writes JSON where asked); with `--memory`,
+/// the memory measurement instead.
 pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.memory_child {
+        let [case] = args.cases.as_slice() else { bail!("--memory-child measures exactly one case") };
+        return memory::child(case, args.threads.unwrap_or(1));
+    }
+    if args.memory {
+        let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        return memory::run(&args.cases, threads, args.json.as_ref());
+    }
     let report = measure(args)?;
     print!("{}", table::render(&report));
     if let Some(path) = &args.json {
@@ -237,13 +246,6 @@ fn devices(text: &str) -> Result<Vec<Device>> {
         return Ok(list);
     }
     Ok(vec![engine::parse_device(text)?])
-}
-
-fn device_name(device: Device) -> String {
-    match device {
-        Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".into(),
-    }
 }
 
 fn sync(device: Device) {
@@ -285,7 +287,7 @@ pub fn measure(args: &BenchArgs) -> Result<Report> {
         "bench: {} case(s) × {} mode(s) on {}, {threads} thread(s) each side, {warmup} warm-up + {rounds} rounds; PyTorch {torch}",
         specs.len(),
         modes.len(),
-        devices.iter().map(|d| device_name(*d)).collect::<Vec<_>>().join(" + ")
+        devices.iter().map(|&d| engine::device_id(d)).collect::<Vec<_>>().join(" + ")
     );
 
     let mut results = Vec::new();
@@ -434,7 +436,7 @@ fn bench_case(
     o: &Options<'_>,
     reference: &mut Reference,
 ) -> Result<CaseResult> {
-    let label = format!("{} on {}", spec.id, device_name(device));
+    let label = format!("{} on {}", spec.id, engine::device_id(device));
     eprintln!("bench: {label}: preparing");
     let weights = weights_file(spec, o.dir, o.seed)?;
     let (x_cpu, input_path) = input_file(spec, o.dir, o.seed)?;
@@ -451,7 +453,7 @@ fn bench_case(
         "input": input_path,
         "image": o.image,
         "preprocess": preprocess_json(&spec.preprocess)?,
-        "device": device_name(device),
+        "device": engine::device_id(device),
     }))?;
     // The same weights and input on both sides: the logits agree.
     let theirs: Vec<f64> =
@@ -561,7 +563,7 @@ fn bench_case(
         median_of(Mode::Capture).zip(median_of(Mode::ForwardNchw).or(median_of(Mode::Forward))).map(|(c, f)| c / f);
     Ok(CaseResult {
         case: spec.id.to_owned(),
-        device: device_name(device),
+        device: engine::device_id(device),
         input: spec.input,
         macs,
         params: shapes.total_params(),
