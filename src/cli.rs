@@ -250,7 +250,7 @@ fn list(json: bool) -> Result<()> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     if json {
         serde_json::to_writer_pretty(&mut out, &rows)?;
         writeln!(out)?;
@@ -309,7 +309,7 @@ fn summary(arch: &str, input: Option<&str>, json: bool) -> Result<()> {
             macs: info.macs,
         })
         .collect();
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     if json {
         let doc = serde_json::json!({
             "arch": spec.id,
@@ -382,7 +382,7 @@ fn classify(arch: &str, images: &[PathBuf], args: &ModelArgs, top: i64, layout: 
             top,
         });
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     if json {
         serde_json::to_writer_pretty(&mut out, &results)?;
         writeln!(out)?;
@@ -462,7 +462,7 @@ fn gradients(arch: &str, image: Option<&Path>, args: &ModelArgs, run: &RunArgs, 
             })
         })
         .collect();
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     let input_note = match image {
         Some(p) => p.display().to_string(),
         None => format!("random normal input (seed {})", args.seed),
@@ -534,7 +534,13 @@ fn train(arch: &str, config: &TrainConfig, data: Option<PathBuf>, out: Option<Pa
     let dir = paths::weights_dir();
     let path = out.clone().unwrap_or_else(|| dir.join(format!("{}.safetensors", spec.id)));
     convscope_core::weights::save(&model, &path)?;
-    println!(
+    if out.is_none() {
+        let mut manifest = Manifest::load(&dir)?;
+        manifest.weights.insert(spec.id.into(), zoo::lenet::trained_entry(&path, config, &report)?);
+        manifest.save(&dir)?;
+    }
+    writeln!(
+        crate::output::stdout(),
         "held-out accuracy {:.2}% on {} digits (train {:.2}% on {}), final loss {:.4}; wrote {}",
         report.test_accuracy * 100.0,
         report.test_samples,
@@ -542,17 +548,12 @@ fn train(arch: &str, config: &TrainConfig, data: Option<PathBuf>, out: Option<Pa
         report.train_samples,
         report.final_loss,
         path.display()
-    );
-    if out.is_none() {
-        let mut manifest = Manifest::load(&dir)?;
-        manifest.weights.insert(spec.id.into(), zoo::lenet::trained_entry(&path, config, &report)?);
-        manifest.save(&dir)?;
-    }
+    )?;
     Ok(())
 }
 
 fn weights(command: WeightsCommand) -> Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match command {
         WeightsCommand::List => {
             let rows = convscope_core::store::list()?;

@@ -2,10 +2,14 @@
 //! PyTorch, and `gui`, which opens the explorer (`convscope-app`). With no command it opens
 //! the explorer.
 
+// `println!` panics when stdout's reader has gone; commands write through `output::stdout()`.
+#![warn(clippy::print_stdout)]
+
 mod bench;
 mod cli;
 mod crash;
 mod gui;
+mod output;
 
 use clap::Parser;
 
@@ -18,6 +22,8 @@ fn main() -> std::process::ExitCode {
     let command = cli.command.unwrap_or(Command::Gui { arch: None, image: None });
     match run(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader of stdout has gone (`convscope list | head`): nothing more to say, as `ls | head`.
+        Err(_) if output::stdout_closed() => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // One line: the chain of causes joined, no backtrace.
             let message: Vec<String> = e.chain().map(ToString::to_string).collect();

@@ -2,6 +2,9 @@
 
 mod common;
 
+use std::io::Read;
+use std::process::{Output, Stdio};
+
 use common::*;
 
 fn write_test_image(dir: &std::path::Path) -> std::path::PathBuf {
@@ -219,4 +222,31 @@ fn nan_and_infinite_values_load_with_a_warning_naming_them() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("warning:") && stderr.contains("NaN or infinite values in 2 tensors"), "{stderr}");
     assert!(stderr.contains("conv1.weight") && stderr.contains("conv2.weight"), "{stderr}");
+}
+
+/// A reader that goes away early (`convscope list | head -3`) ends the program quietly, as it
+/// does other Unix tools: success, and nothing on stderr.
+#[test]
+fn a_closed_stdout_ends_the_program_quietly() {
+    let quiet = |what: &str, output: Output| {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{what}: {:?}, stderr:\n{stderr}", output.status);
+        assert!(stderr.is_empty(), "{what}: stderr:\n{stderr}");
+    };
+    // Closed before convscope writes a byte (it is still loading libtorch): the whole table
+    // would fit in the pipe, so reading its start first would leave nothing unwritten.
+    for args in [&["list"][..], &["list", "--json"]] {
+        let mut child = convscope().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        quiet(&args.join(" "), child.wait_with_output().unwrap());
+    }
+    // Closed after its first bytes, as `head` does: this layer table is longer than a pipe
+    // holds (64 KiB on Linux), so convscope is still writing when the reader goes.
+    let args = ["summary", "efficientnet_b7"];
+    assert!(run_ok(&args).stdout.len() > 1 << 16, "the table should outgrow the pipe");
+    let mut child = convscope().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut start = [0; 16];
+    child.stdout.take().unwrap().read_exact(&mut start).unwrap();
+    assert!(String::from_utf8_lossy(&start).starts_with("EfficientNet"));
+    quiet("summary after 16 bytes", child.wait_with_output().unwrap());
 }

@@ -2,6 +2,7 @@
 //! budget: weights + activations + 25%. Each case runs in a fresh process (`convscope bench
 //! --memory` starts one per case), so no earlier case's pages or high-water mark count.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
@@ -68,19 +69,19 @@ pub fn run(cases: &[String], threads: usize, json: Option<&PathBuf>) -> Result<(
             serde_json::from_slice(&output.stdout).with_context(|| format!("reading the measurement of {case}"))?;
         results.push(result);
     }
-    print!("{}", render(&results, threads));
     if let Some(path) = json {
         std::fs::write(path, serde_json::to_string_pretty(&results)?)
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("results written to {}", path.display());
     }
+    write!(crate::output::stdout(), "{}", render(&results, threads))?;
     Ok(())
 }
 
 /// The child's side: measures one case and writes it as JSON on stdout.
 pub fn child(case: &str, threads: usize) -> Result<()> {
     let result = measure(case, threads)?;
-    println!("{}", serde_json::to_string(&result)?);
+    writeln!(crate::output::stdout(), "{}", serde_json::to_string(&result)?)?;
     Ok(())
 }
 

@@ -23,6 +23,7 @@ mod reference;
 mod stats;
 mod table;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -228,12 +229,13 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         return memory::run(&args.cases, threads, args.json.as_ref());
     }
     let report = measure(args)?;
-    print!("{}", table::render(&report));
+    // The JSON first: a minute of measurements outlives a reader of the table that went away.
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
         std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("results written to {}", path.display());
     }
+    write!(crate::output::stdout(), "{}", table::render(&report))?;
     Ok(())
 }
 
