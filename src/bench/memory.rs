@@ -1,4 +1,4 @@
-//! Peak memory of keeping every node's output (the explorer's default), against the issue's
+//! Peak memory of keeping every node's output (the explorer's default), against the project's
 //! budget: weights + activations + 25%. Each case runs in a fresh process (`convscope bench
 //! --memory` starts one per case), so no earlier case's pages or high-water mark count.
 
@@ -17,7 +17,7 @@ use convscope_core::executor::{Layout, Model, RunOptions};
 use convscope_core::graph::Op;
 use convscope_core::zoo;
 
-/// The two cases: the most weights, and the most activations.
+/// The two cases: the most weights, and the most activations.
 pub const DEFAULT_CASES: [&str; 2] = ["vgg19", "efficientnet_b7"];
 
 /// The budget over weights + activations.

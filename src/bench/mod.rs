@@ -42,7 +42,7 @@ use machine::{Machine, load_average, minor_faults, peak_rss, reset_peak_rss, utc
 use reference::Reference;
 use stats::{Stats, paired_ratios};
 
-/// The eight cases.
+/// The eight cases of the project's benchmark.
 pub const DEFAULT_CASES: [&str; 8] = [
     "resnet18",
     "resnet50",
@@ -139,8 +139,8 @@ impl Mode {
         })
     }
 
-    /// The target for the ratio convscope / PyTorch. Capture has none against PyTorch:
-    /// its target is against our own plain forward in the same layout
+    /// The target for the ratio convscope / PyTorch. Capture has none against PyTorch: its
+    /// target is against our own plain forward in the same layout
     /// (`CaseResult::capture_over_forward` ≤ 1.10).
     fn target(self) -> Option<f64> {
         match self {

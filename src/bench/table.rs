@@ -52,7 +52,7 @@ pub(super) fn render(report: &Report) -> String {
     }
     line(String::new());
     line(format!(
-        "{:<20} {:<6} {:<9} {:>22} {:>22} {:>18} {:>7} {:>17} {:>13}",
+        "{:<20} {:<6} {:<12} {:>22} {:>22} {:>18} {:>7} {:>17} {:>13}",
         "case",
         "device",
         "mode",
@@ -76,7 +76,7 @@ pub(super) fn render(report: &Report) -> String {
                 _ => String::new(),
             };
             line(format!(
-                "{:<20} {:<6} {:<9} {:>22} {:>22} {:>18} {:>6}{} {:>17} {:>13}",
+                "{:<20} {:<6} {:<12} {:>22} {:>22} {:>18} {:>6}{} {:>17} {:>13}",
                 case.case,
                 case.device,
                 r.mode.name(),
@@ -118,7 +118,7 @@ pub(super) fn render(report: &Report) -> String {
     }
     line(String::new());
     line(format!(
-        "ratio = median of the per-round ratios convscope/PyTorch (✗: above the issue's target); GFLOP/s = 2 × MACs / median, \
+        "ratio = median of the per-round ratios convscope/PyTorch (✗: above target); GFLOP/s = 2 × MACs / median, \
          convscope/PyTorch (% of the peak of the threads used); page faults = median minor faults per run, convscope/PyTorch; peak RSS convscope / PyTorch over the run: {} / {}",
         mb(report.peak_rss_convscope),
         mb(report.peak_rss_pytorch)
