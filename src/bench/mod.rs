@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tch::{Device, Kind, Tensor};
@@ -431,6 +432,19 @@ fn top5_parts(spec: &ArchSpec, model: &Model, image: &Path, repeats: usize) -> R
     Ok(parts.map(|p| Stats::of(&p).map_or(0.0, |s| s.median)))
 }
 
+/// One case's progress over its rounds × modes, the step and mode at work as its message. It
+/// is drawn only when a message or position changes, between timed runs (a steady tick would
+/// draw from a thread of its own while the clock runs). indicatif hides it where stderr is no
+/// terminal: a line names the case there instead.
+fn case_bar(label: &str, steps: usize) -> Result<ProgressBar> {
+    let style = ProgressStyle::with_template("bench: {prefix} [{bar:30}] {pos}/{len} {msg}")?.progress_chars("=> ");
+    let bar = ProgressBar::new(steps as u64).with_style(style).with_prefix(label.to_owned());
+    if bar.is_hidden() {
+        eprintln!("bench: {label}");
+    }
+    Ok(bar)
+}
+
 fn bench_case(
     spec: &ArchSpec,
     device: Device,
@@ -439,7 +453,8 @@ fn bench_case(
     reference: &mut Reference,
 ) -> Result<CaseResult> {
     let label = format!("{} on {}", spec.id, engine::device_id(device));
-    eprintln!("bench: {label}: preparing");
+    let bar = case_bar(&label, (o.warmup + o.rounds) * modes.len())?;
+    bar.set_message("preparing");
     let weights = weights_file(spec, o.dir, o.seed)?;
     let (x_cpu, input_path) = input_file(spec, o.dir, o.seed)?;
     let (model, _) = engine::load_model(spec, &WeightsChoice::File(weights.clone()), device)?;
@@ -498,12 +513,9 @@ fn bench_case(
     let mut faults: Vec<[Vec<f64>; 2]> = vec![Default::default(); modes.len()];
     for round in 0..o.warmup + o.rounds {
         let timed = round >= o.warmup;
-        eprintln!(
-            "bench: {label}: {} {}",
-            if timed { "round" } else { "warm-up" },
-            if timed { round - o.warmup + 1 } else { round + 1 }
-        );
+        let step = if timed { format!("round {}", round - o.warmup + 1) } else { format!("warm-up {}", round + 1) };
         for (i, &mode) in modes.iter().enumerate() {
+            bar.set_message(format!("{step} · {}", mode.name()));
             // Who goes first alternates, so neither side always runs on a cache the other warmed.
             let ours_first = round % 2 == 0;
             let mut pair = [(0.0, 0.0); 2];
@@ -523,6 +535,7 @@ fn bench_case(
                 faults[i][0].push(pair[0].1);
                 faults[i][1].push(pair[1].1);
             }
+            bar.inc(1);
         }
     }
     let peak_rss_convscope = peak_rss();
@@ -531,12 +544,15 @@ fn bench_case(
     // Where the top-5 time goes, side by side.
     let (mut top5_parts_convscope, mut top5_parts_pytorch) = ([0.0; 3], [0.0; 3]);
     if modes.contains(&Mode::Top5) {
+        bar.set_message("top-5 parts");
         top5_parts_convscope = top5_parts(spec, &model, o.image, 5)?;
         let parts = reference.ask(json!({"cmd": "top5_parts", "repeats": 5}))?;
         for (slot, key) in top5_parts_pytorch.iter_mut().zip(["decode", "preprocess", "forward"]) {
             *slot = parts[key].as_f64().unwrap_or(0.0) * 1e3;
         }
     }
+
+    bar.finish_with_message("done");
 
     let macs = shapes.total_macs();
     let mut results = Vec::new();
