@@ -11,7 +11,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::{Command, Runtime, theme};
+use crate::app::Runtime;
+use crate::{Command, theme};
 use convscope_core::format::human_count;
 use convscope_core::graph::{BlockId, BlockKind, EdgeKind, Graph, NodeId, Op, shape_label};
 use convscope_core::shapes::ShapeReport;
@@ -796,40 +797,6 @@ fn paint_ui(
     }
     painter.extend(overlay);
     toggle
-}
-
-/// Saves the part of a window screenshot under `rect` (in points) as a PNG; returns its size
-/// in pixels.
-pub fn save_region_png(
-    screenshot: &egui::ColorImage,
-    rect: egui::Rect,
-    pixels_per_point: f32,
-    path: &std::path::Path,
-) -> Result<[u32; 2], String> {
-    let [width, height] = screenshot.size;
-    // Whole pixels inside the screenshot: a rect reaching past the window edge is cut there.
-    let to_pixels = |v: f32, max: usize| ((v * pixels_per_point).round().max(0.0) as usize).min(max);
-    let (x0, x1) = (to_pixels(rect.min.x, width), to_pixels(rect.max.x, width));
-    let (y0, y1) = (to_pixels(rect.min.y, height), to_pixels(rect.max.y, height));
-    if x1 <= x0 || y1 <= y0 {
-        return Err("Could not export the diagram: it is not on screen".into());
-    }
-    let (w, h) = (x1 - x0, y1 - y0);
-    let mut rgba = Vec::with_capacity(w * h * 4);
-    for row in y0..y1 {
-        let line = screenshot
-            .pixels
-            .get(row * width + x0..row * width + x1)
-            .ok_or("Could not export the diagram: the screenshot is smaller than it says")?;
-        rgba.extend(line.iter().flat_map(|c| c.to_srgba_unmultiplied()));
-    }
-    let size = [w as u32, h as u32];
-    let image = image::RgbaImage::from_raw(size[0], size[1], rgba)
-        .ok_or("Could not export the diagram: the screenshot has the wrong size")?;
-    image
-        .save_with_format(path, image::ImageFormat::Png)
-        .map_err(|e| format!("Could not save {}: {e}", path.display()))?;
-    Ok(size)
 }
 
 /// The end of a dotted name, so it fits its box (the frame around it, or the hover, gives the

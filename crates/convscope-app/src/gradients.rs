@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::{Command, Runtime, stage_of, theme};
-use convscope_core::graph::{Graph, NodeId};
+use crate::app::Runtime;
+use crate::{Command, theme};
+use convscope_core::graph::{BlockKind, Graph, NodeId};
 use convscope_core::session::{GradientFlow, RequestKind};
 
 /// The graph's residual merges, grouped the three ways the switches offer.
@@ -38,6 +39,20 @@ fn push_grouped(groups: &mut Vec<(String, Vec<NodeId>)>, name: String, node: Nod
         Some((_, nodes)) => nodes.push(node),
         None => groups.push((name, vec![node])),
     }
+}
+
+/// The nearest enclosing block of a kind, or the outermost one.
+fn stage_of(graph: &Graph, node: NodeId) -> Option<usize> {
+    let mut current = graph.nodes.get(node)?.block;
+    let mut outermost = current;
+    while let Some(id) = current {
+        if graph.blocks[id].kind == BlockKind::Stage {
+            return Some(id);
+        }
+        outermost = Some(id);
+        current = graph.blocks[id].parent;
+    }
+    outermost
 }
 
 #[derive(Default)]

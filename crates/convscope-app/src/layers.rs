@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 
-use super::{Command, Runtime, Settings, theme};
+use crate::app::Runtime;
+use crate::{Command, Settings, theme};
 use convscope_core::graph::{Graph, NodeId, Op, shape_label};
 use convscope_core::session::{ActivationData, RequestKind, Retention};
 use convscope_core::shapes::ShapeReport;

@@ -1,9 +1,56 @@
 //! The architectures along the timeline, grouped by year, and the selected one's card.
 
-use super::{ArchFacts, Command, LoadedModel, WeightsState, theme};
-use convscope_core::engine::device_label;
+use std::sync::Arc;
+
+use crate::{Command, LoadedModel, theme};
+use convscope_core::engine::{self, device_label};
 use convscope_core::format::grouped;
+use convscope_core::graph::Graph;
+use convscope_core::manifest::{Manifest, Provenance};
+use convscope_core::paths;
+use convscope_core::shapes::ShapeReport;
 use convscope_core::zoo::ArchSpec;
+
+/// Facts about an architecture for its card, computed once per architecture.
+pub struct ArchFacts {
+    pub graph: Arc<Graph>,
+    pub shapes: Option<ShapeReport>,
+    pub shape_error: Option<String>,
+    pub weights: WeightsState,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightsState {
+    Pretrained { source: String },
+    TrainedHere { source: String },
+    Random,
+}
+
+impl ArchFacts {
+    pub fn new(spec: &ArchSpec) -> Self {
+        let graph = spec.graph();
+        let (shapes, shape_error) = match graph.infer_shapes(spec.input[1], spec.input[2]) {
+            Ok(report) => (Some(report), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Self { graph, shapes, shape_error, weights: weights_state(spec.id) }
+    }
+}
+
+/// Where an architecture's weights come from, from the weights folder and its manifest.
+pub(crate) fn weights_state(id: &str) -> WeightsState {
+    if engine::installed_weights(id).is_none() {
+        return WeightsState::Random;
+    }
+    let manifest = Manifest::load(&paths::weights_dir()).unwrap_or_default();
+    match manifest.weights.get(id) {
+        Some(entry) if entry.provenance == Provenance::TrainedHere => {
+            WeightsState::TrainedHere { source: entry.source.clone() }
+        }
+        Some(entry) => WeightsState::Pretrained { source: entry.source.clone() },
+        None => WeightsState::Pretrained { source: "no manifest entry".to_owned() },
+    }
+}
 
 /// What the card shows besides the architecture's own story.
 pub struct CardState<'a> {

@@ -1,6 +1,7 @@
 //! The input as the network sees it, the top-5 with probability bars, timings and device.
 
-use super::{Command, DeviceChoice, Runtime, theme};
+use crate::app::Runtime;
+use crate::{Command, DeviceChoice, theme};
 use convscope_core::engine::{Prediction, device_label};
 use convscope_core::session::{ImageInput, Predicted, Timings};
 
