@@ -21,7 +21,7 @@ use crate::command::{Command, Pasted};
 use crate::export::DiagramExport;
 use crate::picker::{self, ArchFacts};
 use crate::settings::{CentralView, DeviceChoice, Settings};
-use crate::{diagram, gradients, layers, prediction};
+use crate::{diagram, gradients, layers, prediction, top_bar};
 
 /// What the window opens with: the command line first, then the saved settings, then the
 /// fallbacks.
@@ -52,7 +52,7 @@ pub struct LoadedModel {
     pub residuals: gradients::ResidualGroups,
 }
 
-/// Everything not saved: the worker, results, textures.
+/// Everything not saved: the worker, the views with their own state, work under way.
 pub(crate) struct Runtime {
     pub(crate) specs: Vec<ArchSpec>,
     pub(crate) worker: WorkerHandle,
@@ -60,19 +60,17 @@ pub(crate) struct Runtime {
     pub(crate) model: Option<LoadedModel>,
     /// The image the current prediction is of.
     pub(crate) image: Option<ImageInput>,
-    pub(crate) prediction: Option<prediction::PredictionView>,
+    pub(crate) prediction: prediction::PredictionView,
     pub(crate) message: Option<Message>,
     /// Said once at start-up (saved settings replaced); model loads do not replace it.
     pub(crate) notice: Option<String>,
     pub(crate) layers: layers::LayerView,
     pub(crate) gradients: gradients::GradientView,
     pub(crate) diagram: diagram::DiagramView,
-    pub(crate) picker_filter: String,
+    pub(crate) picker: picker::Picker,
     pub(crate) cuda_available: bool,
     /// An image waiting for the model to finish loading.
     pub(crate) pending_image: Option<ImageInput>,
-    pub(crate) playing: bool,
-    pub(crate) last_play_step: f64,
     /// Set by a command, applied to the context at the start of the next frame.
     pub(crate) theme_changed: bool,
     /// The gradient panel was just opened: compute what it shows.
@@ -112,17 +110,15 @@ impl App {
                 facts: HashMap::new(),
                 model: None,
                 image: None,
-                prediction: None,
+                prediction: prediction::PredictionView::default(),
                 message: None,
                 notice,
                 layers: layers::LayerView::default(),
                 gradients: gradients::GradientView::default(),
                 diagram: diagram::DiagramView::default(),
-                picker_filter: String::new(),
+                picker: picker::Picker::default(),
                 cuda_available,
                 pending_image: None,
-                playing: false,
-                last_play_step: 0.0,
                 theme_changed: false,
                 wants_gradients: false,
                 fetching: None,
@@ -168,8 +164,8 @@ impl App {
         self.runtime.model.as_ref().map(|m| m.spec.id)
     }
 
-    pub fn prediction(&self) -> Option<&prediction::PredictionView> {
-        self.runtime.prediction.as_ref()
+    pub fn prediction(&self) -> Option<&prediction::Classification> {
+        self.runtime.prediction.shown.as_ref()
     }
 
     pub fn message(&self) -> Option<&Message> {
@@ -214,6 +210,88 @@ impl App {
         }
         self.runtime.facts.get(id)
     }
+
+    /// Every panel, each view given only what it shows; what they ask for lands in `commands`.
+    fn views_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        let arch = self.settings.arch.as_deref();
+        let arch = arch.and_then(|id| self.runtime.specs.iter().find(|s| s.id == id)).map(|s| s.id);
+        if self.settings.show_picker
+            && let Some(id) = arch
+        {
+            // Worked out once per architecture, the first time its card shows.
+            self.facts(id);
+        }
+        let Self { settings, runtime } = self;
+        let Runtime {
+            specs,
+            worker,
+            facts,
+            model,
+            prediction,
+            message,
+            notice,
+            layers,
+            gradients,
+            diagram,
+            picker,
+            cuda_available,
+            pending_image,
+            wants_gradients,
+            fetching,
+            ..
+        } = runtime;
+        let model = model.as_ref();
+
+        let status = top_bar::Status {
+            cuda_available: *cuda_available,
+            working: (worker.any_pending() || pending_image.is_some()).then(|| top_bar::status_text(worker)),
+            worker_stopped: worker.stopped(),
+            message: message.as_ref(),
+            notice: notice.as_deref(),
+        };
+        let gradients_were_shown = settings.show_gradients;
+        egui::Panel::top("top_bar").show(ui, |ui| top_bar::top_bar_ui(ui, settings, &status, commands));
+        if settings.show_gradients && !gradients_were_shown {
+            // The gradient panel was just opened: what it shows is asked for next frame.
+            *wants_gradients = true;
+        }
+        // Before the side panels, so the plot spans the whole window.
+        if settings.show_gradients {
+            let pending = worker.is_pending(RequestKind::Gradients);
+            egui::Panel::bottom("gradients").resizable(true).default_size(300.0).min_size(220.0).show(ui, |ui| {
+                gradients.ui(ui, model, prediction.shown.as_ref(), pending, layers.selected, commands);
+            });
+        }
+        if settings.show_picker {
+            let card = picker::CardState {
+                facts: arch.and_then(|id| facts.get(id)),
+                loading: worker.is_pending(RequestKind::Load),
+                fetching: fetching.as_ref().map(|(id, _)| *id),
+                loaded: model,
+            };
+            egui::Panel::left("picker").resizable(true).default_size(300.0).show(ui, |ui| {
+                picker.ui(ui, specs, settings.arch.as_deref(), &card, commands);
+            });
+        }
+        if settings.show_prediction {
+            egui::Panel::right("prediction").resizable(true).default_size(280.0).show(ui, |ui| {
+                // A tall gradient panel leaves less height than the top-5 and timings need.
+                egui::ScrollArea::vertical().id_salt("prediction_scroll").auto_shrink([false, true]).show(ui, |ui| {
+                    prediction.ui(ui, gradients.target, commands);
+                });
+            });
+        }
+        diagram.forget_canvas();
+        egui::CentralPanel::default().show(ui, |ui| match settings.central {
+            CentralView::FeatureMaps => {
+                let Settings { per_channel, channel_limit, retention, .. } = settings;
+                let maps = layers::MapSettings { per_channel, channel_limit, retention: *retention };
+                let pending = worker.is_pending(RequestKind::Activation);
+                layers.ui(ui, model, prediction.shown.is_some(), pending, maps, commands);
+            }
+            CentralView::Diagram => diagram.ui(ui, model, layers.selected, &gradients.disabled, commands),
+        });
+    }
 }
 
 impl eframe::App for App {
@@ -234,48 +312,7 @@ impl eframe::App for App {
         commands.extend(self.play(&ctx));
         commands.extend(self.receive_fetch());
 
-        egui::Panel::top("top_bar").show(ui, |ui| self.top_bar_ui(ui, &mut commands));
-        // Before the side panels, so the plot spans the whole window.
-        if self.settings.show_gradients {
-            egui::Panel::bottom("gradients").resizable(true).default_size(300.0).min_size(220.0).show(ui, |ui| {
-                gradients::gradients_ui(ui, &mut self.runtime, &mut commands);
-            });
-        }
-        if self.settings.show_picker {
-            egui::Panel::left("picker").resizable(true).default_size(300.0).show(ui, |ui| {
-                let selected = self.settings.arch.clone();
-                let loading = self.runtime.worker.is_pending(RequestKind::Load);
-                let id =
-                    selected.as_deref().and_then(|id| self.runtime.specs.iter().find(|s| s.id == id)).map(|s| s.id);
-                if let Some(id) = id {
-                    self.facts(id);
-                }
-                let facts = id.and_then(|id| self.runtime.facts.get(id));
-                let fetching = self.runtime.fetching.as_ref().map(|(id, _)| *id);
-                let state = picker::CardState { facts, loading, fetching, loaded: self.runtime.model.as_ref() };
-                picker::picker_ui(
-                    ui,
-                    &self.runtime.specs,
-                    selected.as_deref(),
-                    &mut self.runtime.picker_filter,
-                    &state,
-                    &mut commands,
-                );
-            });
-        }
-        if self.settings.show_prediction {
-            egui::Panel::right("prediction").resizable(true).default_size(280.0).show(ui, |ui| {
-                // A tall gradient panel leaves less height than the top-5 and timings need.
-                egui::ScrollArea::vertical().id_salt("prediction_scroll").auto_shrink([false, true]).show(ui, |ui| {
-                    prediction::prediction_ui(ui, &self.runtime, &mut commands);
-                });
-            });
-        }
-        self.runtime.diagram.forget_canvas();
-        egui::CentralPanel::default().show(ui, |ui| match self.settings.central {
-            CentralView::FeatureMaps => layers::layers_ui(ui, &mut self.settings, &mut self.runtime, &mut commands),
-            CentralView::Diagram => diagram::diagram_ui(ui, &mut self.runtime, &mut commands),
-        });
+        self.views_ui(ui, &mut commands);
         prediction::drop_overlay_ui(&ctx);
 
         self.apply(commands);

@@ -130,7 +130,7 @@ impl App {
                 let node = node.min(model.graph.nodes.len().saturating_sub(1));
                 rt.layers.select(node);
                 rt.diagram.follow(node);
-                if rt.prediction.is_some() {
+                if rt.prediction.shown.is_some() {
                     rt.worker.send(Request::Activation { node });
                 }
             }
@@ -140,14 +140,14 @@ impl App {
                 let next = (rt.layers.selected as i64 + delta).clamp(0, last) as NodeId;
                 if next != rt.layers.selected {
                     self.apply_one(Command::SelectNode(next));
-                } else if rt.playing {
-                    rt.playing = false;
+                } else if rt.layers.playing {
+                    rt.layers.playing = false;
                 }
             }
             Command::TogglePlay => {
-                rt.playing = !rt.playing;
+                rt.layers.playing = !rt.layers.playing;
                 if let Some(model) = &rt.model
-                    && rt.playing
+                    && rt.layers.playing
                     && rt.layers.selected + 1 >= model.graph.nodes.len()
                 {
                     self.apply_one(Command::SelectNode(0));
@@ -245,7 +245,7 @@ impl App {
     }
 
     pub(crate) fn request_gradients(&mut self) {
-        if self.settings.show_gradients && self.runtime.prediction.is_some() {
+        if self.settings.show_gradients && self.runtime.prediction.shown.is_some() {
             let (disabled, target, retention) =
                 (self.disabled(), self.runtime.gradients.target, self.settings.retention);
             self.runtime.worker.send(Request::Gradients { disabled, target, retention });

@@ -61,16 +61,16 @@ impl App {
     }
 
     pub(crate) fn play(&mut self, ctx: &egui::Context) -> Vec<Command> {
-        if !self.runtime.playing {
+        if !self.runtime.layers.playing {
             return Vec::new();
         }
         let now = ctx.input(|i| i.time);
         ctx.request_repaint_after(PLAY_STEP);
         let waiting = self.runtime.worker.is_pending(RequestKind::Activation);
-        if waiting || now - self.runtime.last_play_step < PLAY_STEP.as_secs_f64() {
+        if waiting || now - self.runtime.layers.last_play_step < PLAY_STEP.as_secs_f64() {
             return Vec::new();
         }
-        self.runtime.last_play_step = now;
+        self.runtime.layers.last_play_step = now;
         vec![Command::StepNode(1)]
     }
 }

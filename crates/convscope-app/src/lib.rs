@@ -20,8 +20,9 @@
 //! runs on the UI thread.
 //!
 //! State is split as in egui's demo app: `Settings` is saved with eframe's storage, `Runtime`
-//! is not. UI code reads state and pushes `Command`s; `App::apply` changes the world, once,
-//! at the end of the frame.
+//! is not. Each view is a struct holding its own state, whose `ui` method borrows only what it
+//! shows (the loaded model, whether the worker owes it an answer, the settings it changes)
+//! and pushes `Command`s; `App::apply` changes the world, once, at the end of the frame.
 
 mod app;
 mod clipboard;

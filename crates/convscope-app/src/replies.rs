@@ -11,8 +11,9 @@ use convscope_core::session::{ImageInput, Payload, Reply, Request, RequestKind};
 use crate::app::{App, LoadedModel, Message};
 use crate::command::Command;
 use crate::picker::weights_state;
+use crate::prediction::Classification;
 use crate::settings::DeviceChoice;
-use crate::{gradients, layers, prediction};
+use crate::{gradients, layers};
 
 impl App {
     pub(crate) fn receive(&mut self, ctx: &egui::Context) {
@@ -68,7 +69,7 @@ impl App {
                 rt.layers = layers::LayerView::for_graph(&graph, &rt.layers);
                 rt.gradients = gradients::GradientView { target: None, ..Default::default() };
                 rt.diagram.reset();
-                rt.prediction = None;
+                rt.prediction.shown = None;
                 rt.message = (!loaded.warnings.is_empty())
                     .then(|| Message { text: loaded.warnings.join("\n"), is_error: false });
                 rt.model =
@@ -95,7 +96,7 @@ impl App {
                 }
                 rt.image = Some(predicted.image.clone());
                 rt.message = rt.message.take().filter(|m| !m.is_error);
-                rt.prediction = Some(prediction::PredictionView::new(ctx, *predicted));
+                rt.prediction.shown = Some(Classification::new(ctx, *predicted));
                 rt.layers.activation = None;
                 let node = rt.layers.selected;
                 rt.worker.send(Request::Activation { node });
@@ -107,7 +108,7 @@ impl App {
                 if flow.arch != model.spec.id {
                     return;
                 }
-                if let Some(prediction) = &mut rt.prediction {
+                if let Some(prediction) = &mut rt.prediction.shown {
                     prediction.top5 = flow.top5.clone();
                     prediction.timings.backward_ms = flow.timings.backward_ms;
                 }

@@ -16,8 +16,7 @@ use std::collections::BTreeSet;
 use convscope_core::graph::{BlockId, Graph, NodeId};
 use convscope_core::shapes::ShapeReport;
 
-use crate::app::Runtime;
-use crate::{Command, theme};
+use crate::{Command, LoadedModel, theme};
 use layout::{Layout, compute_layout, default_expanded};
 use paint::{Baked, Detail, Shown, paint_ui};
 
@@ -88,69 +87,75 @@ impl DiagramView {
         // Just set above when missing.
         self.layout.get_or_insert_with(|| compute_layout(graph, shapes, &BTreeSet::new()))
     }
-}
 
-pub fn diagram_ui(ui: &mut egui::Ui, rt: &mut Runtime, commands: &mut Vec<Command>) {
-    let Some(model) = &rt.model else {
-        ui.weak("Loading the model…");
-        return;
-    };
-    ui.horizontal_wrapped(|ui| {
-        if ui.button("Fit").on_hover_text("Fit the diagram to the view (F)").clicked() {
-            rt.diagram.fit_requested = true;
-        }
-        if ui.button("Collapse all").on_hover_text("Close every block to one box").clicked() {
-            rt.diagram.expanded = default_expanded(&model.graph);
-        }
-        if ui.button("Expand all").on_hover_text("Open every block down to single ops").clicked() {
-            rt.diagram.expanded = (0..model.graph.blocks.len()).collect();
-        }
-        if ui.button("Export PNG…").on_hover_text("Save the diagram as it is on screen as a PNG").clicked() {
-            commands.push(Command::ExportDiagram);
-        }
-        ui.weak(format!("zoom {:.0}%", rt.diagram.zoom * 100.0))
-            .on_hover_text("Ctrl+wheel or pinch zooms, dragging pans, F fits");
-        ui.separator();
-        for (label, color) in theme::legend() {
-            let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
-            ui.painter().rect_filled(rect, 2.0, color);
-            ui.weak(label);
-        }
-    });
-    let selected = rt.layers.selected;
-    let disabled = &rt.gradients.disabled;
-    let view = &mut rt.diagram;
-    let bounds = view.layout(&model.graph, model.shapes.as_ref()).bounds;
-    if view.fit_requested || !view.scene_rect.is_positive() {
-        view.scene_rect = bounds;
-        view.fit_requested = false;
-    }
-    if let Some(node) = view.follow.take()
-        && let Some(layout) = &view.layout
-        && let Some(&unit) = layout.unit_of.get(node)
-    {
-        let target = layout.rects[unit];
-        if !view.scene_rect.contains_rect(target) {
-            view.scene_rect = egui::Rect::from_center_size(target.center(), view.scene_rect.size());
-        }
-    }
-    let mut toggle = None;
-    let mut scene_rect = view.scene_rect;
-    let Some(layout) = &view.layout else { return };
-    let shown = Shown { graph: &model.graph, layout, selected, disabled, detail: Detail::at_zoom(view.zoom) };
-    let baked = &mut view.baked;
-    let canvas = egui::Frame::canvas(ui.style()).show(ui, |ui| {
-        egui::Scene::new().zoom_range(0.02..=4.0).show(ui, &mut scene_rect, |ui| {
-            toggle = paint_ui(ui, &shown, baked, commands);
+    /// The loaded model's graph, its `selected` node outlined and the `disabled` shortcuts red.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: Option<&LoadedModel>,
+        selected: NodeId,
+        disabled: &BTreeSet<NodeId>,
+        commands: &mut Vec<Command>,
+    ) {
+        let Some(model) = model else {
+            ui.weak("Loading the model…");
+            return;
+        };
+        ui.horizontal_wrapped(|ui| {
+            if ui.button("Fit").on_hover_text("Fit the diagram to the view (F)").clicked() {
+                self.fit_requested = true;
+            }
+            if ui.button("Collapse all").on_hover_text("Close every block to one box").clicked() {
+                self.expanded = default_expanded(&model.graph);
+            }
+            if ui.button("Expand all").on_hover_text("Open every block down to single ops").clicked() {
+                self.expanded = (0..model.graph.blocks.len()).collect();
+            }
+            if ui.button("Export PNG…").on_hover_text("Save the diagram as it is on screen as a PNG").clicked() {
+                commands.push(Command::ExportDiagram);
+            }
+            ui.weak(format!("zoom {:.0}%", self.zoom * 100.0))
+                .on_hover_text("Ctrl+wheel or pinch zooms, dragging pans, F fits");
+            ui.separator();
+            for (label, color) in theme::legend() {
+                let (rect, _) = ui.allocate_exact_size(egui::vec2(10.0, 10.0), egui::Sense::hover());
+                ui.painter().rect_filled(rect, 2.0, color);
+                ui.weak(label);
+            }
         });
-    });
-    view.scene_rect = scene_rect;
-    let shown = canvas.response.rect;
-    view.zoom = (shown.width() / scene_rect.width()).min(shown.height() / scene_rect.height());
-    view.canvas_rect = Some(shown.intersect(ui.clip_rect()));
-    if let Some(block) = toggle
-        && !view.expanded.remove(&block)
-    {
-        view.expanded.insert(block);
+        let view = self;
+        let bounds = view.layout(&model.graph, model.shapes.as_ref()).bounds;
+        if view.fit_requested || !view.scene_rect.is_positive() {
+            view.scene_rect = bounds;
+            view.fit_requested = false;
+        }
+        if let Some(node) = view.follow.take()
+            && let Some(layout) = &view.layout
+            && let Some(&unit) = layout.unit_of.get(node)
+        {
+            let target = layout.rects[unit];
+            if !view.scene_rect.contains_rect(target) {
+                view.scene_rect = egui::Rect::from_center_size(target.center(), view.scene_rect.size());
+            }
+        }
+        let mut toggle = None;
+        let mut scene_rect = view.scene_rect;
+        let Some(layout) = &view.layout else { return };
+        let shown = Shown { graph: &model.graph, layout, selected, disabled, detail: Detail::at_zoom(view.zoom) };
+        let baked = &mut view.baked;
+        let canvas = egui::Frame::canvas(ui.style()).show(ui, |ui| {
+            egui::Scene::new().zoom_range(0.02..=4.0).show(ui, &mut scene_rect, |ui| {
+                toggle = paint_ui(ui, &shown, baked, commands);
+            });
+        });
+        view.scene_rect = scene_rect;
+        let shown = canvas.response.rect;
+        view.zoom = (shown.width() / scene_rect.width()).min(shown.height() / scene_rect.height());
+        view.canvas_rect = Some(shown.intersect(ui.clip_rect()));
+        if let Some(block) = toggle
+            && !view.expanded.remove(&block)
+        {
+            view.expanded.insert(block);
+        }
     }
 }

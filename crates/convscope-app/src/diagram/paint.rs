@@ -338,7 +338,7 @@ mod tests {
         to_screen: egui::emath::TSTransform,
     }
 
-    /// `draw` inside a scene fitted to an 800×600 window, as `diagram_ui` shows the diagram.
+    /// `draw` inside a scene fitted to an 800×600 window, as `DiagramView::ui` shows the diagram.
     fn scene_harness<'a>(
         graph: &'a Graph,
         layout: &'a Layout,
