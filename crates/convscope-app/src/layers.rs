@@ -139,6 +139,12 @@ impl ActivationView {
 
     /// One channel's map in the colour map, stretched over the channel's range or the
     /// layer's: what the grid draws and what its export writes.
+    ///
+    /// Viridis, not the diverging map, though a convolution's output can be negative: the map
+    /// is stretched from its minimum to its maximum, so zero has no fixed place on the scale,
+    /// and after a ReLU most outputs are never negative; a map centred on zero would spend half
+    /// its colours on values that do not occur. The diverging map is for signed values whose
+    /// zero means something: gradients and attributions.
     fn channel_colors(&self, channel: usize, per_channel: bool) -> Option<Vec<egui::Color32>> {
         let (_, h, w) = self.spatial?;
         let plane = self.data.values.get(channel * h * w..(channel + 1) * h * w)?;
