@@ -302,15 +302,28 @@ fn cuda_is_offered_only_where_libtorch_sees_it() {
 
 #[test]
 fn saved_settings_from_an_older_version_keep_their_defaults() {
-    // A field this version does not know, and most of its own missing.
-    let saved = r#"{"arch": "resnet20", "per_channel": false, "panel_from_the_future": 3}"#;
-    let settings: convscope_app::Settings = serde_json::from_str(saved).expect("settings load");
+    // As eframe's storage holds them (RON), from a version with a field this one does not know
+    // and most of its own missing.
+    let text = r#"(arch: Some("resnet20"), per_channel: false, panel_from_the_future: 3)"#;
+    let (settings, notice) = convscope_app::Settings::from_storage(Some(&SavedSettings(text.into())));
+    assert_eq!(notice, None, "nothing to tell the user");
     assert_eq!(settings.arch.as_deref(), Some("resnet20"));
     assert!(!settings.per_channel);
     let defaults = convscope_app::Settings::default();
     assert_eq!(settings.channel_limit, defaults.channel_limit);
     assert_eq!(settings.show_gradients, defaults.show_gradients);
     assert_eq!(settings.theme, defaults.theme);
+
+    // And the app starts on them.
+    let storage: &'static SavedSettings = Box::leak(Box::new(SavedSettings(text.into())));
+    let mut harness = Harness::builder().with_size(egui::vec2(1400.0, 900.0)).build_eframe(|cc| {
+        cc.storage = Some(storage);
+        let start = Start { fallback_arch: Some("lenet5".into()), ..Start::default() };
+        App::new(cc, start).expect("the model worker thread starts")
+    });
+    loaded(&mut harness, "resnet20");
+    assert_eq!(harness.state().settings(), &settings, "the saved settings, as read");
+    assert!(harness.state().notice().is_none());
 }
 
 #[test]
