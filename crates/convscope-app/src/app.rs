@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tch::Device;
 
+use convscope_core::engine;
 use convscope_core::graph::{Graph, NodeId};
 use convscope_core::paths;
 use convscope_core::session::{self as worker, ImageInput, RequestKind, WorkerHandle};
@@ -33,6 +34,29 @@ pub struct Start {
     pub fallback_image: Option<PathBuf>,
     /// Ignore saved settings (tests, and a clean start).
     pub ignore_storage: bool,
+}
+
+/// What `convscope` opens when no architecture is named and nothing was saved: the pretrained
+/// EfficientNet-Lite0 on the bundled cat where its weights are installed.
+pub const DEFAULT_ARCH: &str = "efficientnet_lite0";
+/// The fallback when those weights are missing: random ResNet-18 still shows every view.
+pub const FALLBACK_ARCH: &str = "resnet18";
+
+impl Start {
+    /// What `convscope gui` opens: `arch` and `image` from the command line, else the saved
+    /// settings, else `DEFAULT_ARCH` (or `FALLBACK_ARCH`) on the bundled cat.
+    pub fn window(arch: Option<String>, image: Option<PathBuf>) -> Self {
+        let fallback_arch =
+            if engine::installed_weights(DEFAULT_ARCH).is_some() { DEFAULT_ARCH } else { FALLBACK_ARCH };
+        let cat = paths::asset("chelsea.png");
+        Self {
+            arch,
+            image,
+            fallback_arch: Some(fallback_arch.to_owned()),
+            fallback_image: cat.is_file().then_some(cat),
+            ignore_storage: false,
+        }
+    }
 }
 
 /// A sentence for the user, shown in a banner until dismissed or replaced.

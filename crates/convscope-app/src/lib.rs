@@ -39,7 +39,7 @@ mod settings;
 pub mod theme;
 mod top_bar;
 
-pub use app::{App, LoadedModel, Message, Start};
+pub use app::{App, DEFAULT_ARCH, FALLBACK_ARCH, LoadedModel, Message, Start};
 pub use clipboard::{PASTED_IMAGE, path_from_pasted_text};
 pub use command::{Command, Pasted};
 pub use settings::{CentralView, DeviceChoice, Settings, ThemeChoice};

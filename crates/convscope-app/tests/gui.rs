@@ -136,6 +136,24 @@ fn space_plays_through_the_layers_and_pauses() {
 }
 
 #[test]
+fn the_default_start_shows_the_pretrained_efficientnet_calling_the_cat_a_tiger_cat() {
+    let weights = convscope_core::paths::weights_dir().join("efficientnet_lite0.safetensors");
+    assert!(weights.is_file(), "{} is missing: `make test` runs the bootstrap, which converts it", weights.display());
+    // What `convscope gui` opens on a first start: nothing named on the command line, nothing
+    // saved (the harness has no storage).
+    let mut harness = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(|cc| App::new(cc, Start::window(None, None)).expect("the model worker thread starts"));
+    loaded(&mut harness, convscope_app::DEFAULT_ARCH);
+    predicted(&mut harness, "chelsea.png");
+    let top = harness.state().prediction().expect("a prediction").top5[0].clone();
+    assert_eq!(top.label, "tiger cat", "the top prediction: {top:?}");
+    let row = format!("{:.1}%  tiger cat", top.probability * 100.0);
+    assert!(harness.query_by_label(&row).is_some(), "the top row reads {row:?}");
+    assert!(harness.query_by_label_contains("pretrained").is_some(), "the card says the weights are pretrained");
+}
+
+#[test]
 fn picking_an_architecture_in_the_picker_loads_it() {
     let mut harness = harness("lenet5");
     loaded(&mut harness, "lenet5");
