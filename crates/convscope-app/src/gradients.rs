@@ -5,9 +5,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use super::{Command, Runtime, stage_of, theme};
-use convscope_core::graph::{Graph, NodeId};
-use convscope_core::session::{GradientFlow, RequestKind};
+use crate::prediction::Classification;
+use crate::{Command, LoadedModel, theme};
+use convscope_core::graph::{BlockKind, Graph, NodeId};
+use convscope_core::session::GradientFlow;
 
 /// The graph's residual merges, grouped the three ways the switches offer.
 #[derive(Clone, Debug, Default)]
@@ -40,6 +41,20 @@ fn push_grouped(groups: &mut Vec<(String, Vec<NodeId>)>, name: String, node: Nod
     }
 }
 
+/// The nearest enclosing block of a kind, or the outermost one.
+fn stage_of(graph: &Graph, node: NodeId) -> Option<usize> {
+    let mut current = graph.nodes.get(node)?.block;
+    let mut outermost = current;
+    while let Some(id) = current {
+        if graph.blocks[id].kind == BlockKind::Stage {
+            return Some(id);
+        }
+        outermost = Some(id);
+        current = graph.blocks[id].parent;
+    }
+    outermost
+}
+
 #[derive(Default)]
 pub struct GradientView {
     pub current: Option<GradientFlow>,
@@ -65,87 +80,95 @@ impl GradientView {
         }
         self.current = Some(flow);
     }
-}
 
-pub fn gradients_ui(ui: &mut egui::Ui, rt: &mut Runtime, commands: &mut Vec<Command>) {
-    let pending = rt.worker.is_pending(RequestKind::Gradients);
-    let Some(model) = &rt.model else { return };
-    let graph = Arc::clone(&model.graph);
-    let view = &rt.gradients;
-    ui.horizontal_wrapped(|ui| {
-        ui.heading("Gradient flow");
-        target_ui(ui, view, rt.prediction.as_ref().map(|p| p.top5.as_slice()).unwrap_or(&[]), commands);
-        if let Some(flow) = &view.current {
-            ui.weak(format!(
-                "loss {:.4} for class {} · {} shortcut(s) off",
-                flow.loss,
-                flow.target,
-                flow.disabled.len()
-            ));
-        }
-        if pending {
-            ui.spinner();
-        }
-        if view.current.is_some()
-            && ui.button("Export CSV…").on_hover_text("Save the gradient norms per node as CSV").clicked()
-        {
-            commands.push(Command::ExportGradients);
-        }
-    });
-    if !model.residuals.all.is_empty() {
-        residual_switches_ui(ui, &model.residuals, &view.disabled, commands);
-    }
-    let Some(current) = &view.current else {
-        ui.weak(if rt.prediction.is_some() { "computing…" } else { "Open an image to see its gradients." });
-        return;
-    };
-    let selected = rt.layers.selected;
-    let names = Arc::clone(&graph);
-    let response = egui_plot::Plot::new("gradient_flow")
-        .height(ui.available_height().max(140.0))
-        .legend(egui_plot::Legend::default().position(egui_plot::Corner::LeftBottom))
-        .allow_scroll(false)
-        .x_axis_label("node (execution order)")
-        .y_axis_label("gradient L2 norm")
-        .y_grid_spacer(egui_plot::log_grid_spacer(10))
-        .y_axis_formatter(|mark, _| format!("1e{}", mark.value.round() as i64))
-        .label_formatter(move |hover| {
-            let (series, point) = match hover {
-                egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => (*plot_name, *position),
-                egui_plot::HoverPosition::Elsewhere { position } => ("", *position),
-            };
-            let index = point.x.round().max(0.0) as usize;
-            let name = names.nodes.get(index).map_or("", |n| n.name.as_str());
-            Some(format!("{name}\n{series}\n{:.3e}", 10f64.powf(point.y)))
-        })
-        .show(ui, |plot| {
-            if let Some(ghost) = &view.ghost {
-                plot.line(
-                    egui_plot::Line::new("before the switch", log_points(&ghost.node_norms))
-                        .color(theme::GHOST)
-                        .style(egui_plot::LineStyle::dashed_loose()),
-                );
+    /// The plot and its switches for the loaded model; `prediction` is the image the curve is
+    /// of, `pending` whether the worker still owes a gradient pass.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: Option<&LoadedModel>,
+        prediction: Option<&Classification>,
+        pending: bool,
+        selected: NodeId,
+        commands: &mut Vec<Command>,
+    ) {
+        let Some(model) = model else { return };
+        let graph = Arc::clone(&model.graph);
+        let view = &*self;
+        ui.horizontal_wrapped(|ui| {
+            ui.heading("Gradient flow");
+            target_ui(ui, view, prediction.map(|p| p.top5.as_slice()).unwrap_or(&[]), commands);
+            if let Some(flow) = &view.current {
+                ui.weak(format!(
+                    "loss {:.4} for class {} · {} shortcut(s) off",
+                    flow.loss,
+                    flow.target,
+                    flow.disabled.len()
+                ));
             }
-            plot.line(
-                egui_plot::Line::new("|∂L/∂output| per node", log_points(&current.node_norms)).color(theme::ACCENT),
-            );
-            plot.points(
-                egui_plot::Points::new("|∂L/∂θ| per layer", log_points(&current.param_norms))
-                    .color(theme::SECONDARY)
-                    .radius(2.0),
-            );
-            for &node in &current.disabled {
-                plot.vline(egui_plot::VLine::new("shortcut off", node as f64).color(theme::SKIP_OFF));
+            if pending {
+                ui.spinner();
             }
-            plot.vline(egui_plot::VLine::new("selected node", selected as f64).color(theme::HIGHLIGHT));
+            if view.current.is_some()
+                && ui.button("Export CSV…").on_hover_text("Save the gradient norms per node as CSV").clicked()
+            {
+                commands.push(Command::ExportGradients);
+            }
         });
-    // A click on the plot selects the node under the pointer.
-    if response.response.clicked()
-        && let Some(pos) = response.response.interact_pointer_pos()
-    {
-        let x = response.transform.value_from_position(pos).x.round();
-        if x >= 0.0 {
-            commands.push(Command::SelectNode(x as NodeId));
+        if !model.residuals.all.is_empty() {
+            residual_switches_ui(ui, &model.residuals, &view.disabled, commands);
+        }
+        let Some(current) = &view.current else {
+            ui.weak(if prediction.is_some() { "computing…" } else { "Open an image to see its gradients." });
+            return;
+        };
+        let names = Arc::clone(&graph);
+        let response = egui_plot::Plot::new("gradient_flow")
+            .height(ui.available_height().max(140.0))
+            .legend(egui_plot::Legend::default().position(egui_plot::Corner::LeftBottom))
+            .allow_scroll(false)
+            .x_axis_label("node (execution order)")
+            .y_axis_label("gradient L2 norm")
+            .y_grid_spacer(egui_plot::log_grid_spacer(10))
+            .y_axis_formatter(|mark, _| format!("1e{}", mark.value.round() as i64))
+            .label_formatter(move |hover| {
+                let (series, point) = match hover {
+                    egui_plot::HoverPosition::NearDataPoint { plot_name, position, .. } => (*plot_name, *position),
+                    egui_plot::HoverPosition::Elsewhere { position } => ("", *position),
+                };
+                let index = point.x.round().max(0.0) as usize;
+                let name = names.nodes.get(index).map_or("", |n| n.name.as_str());
+                Some(format!("{name}\n{series}\n{:.3e}", 10f64.powf(point.y)))
+            })
+            .show(ui, |plot| {
+                if let Some(ghost) = &view.ghost {
+                    plot.line(
+                        egui_plot::Line::new("before the switch", log_points(&ghost.node_norms))
+                            .color(theme::GHOST)
+                            .style(egui_plot::LineStyle::dashed_loose()),
+                    );
+                }
+                plot.line(
+                    egui_plot::Line::new("|∂L/∂output| per node", log_points(&current.node_norms)).color(theme::ACCENT),
+                );
+                plot.points(
+                    egui_plot::Points::new("|∂L/∂θ| per layer", log_points(&current.param_norms))
+                        .color(theme::SECONDARY)
+                        .radius(2.0),
+                );
+                for &node in &current.disabled {
+                    plot.vline(egui_plot::VLine::new("shortcut off", node as f64).color(theme::SKIP_OFF));
+                }
+                plot.vline(egui_plot::VLine::new("selected node", selected as f64).color(theme::HIGHLIGHT));
+            });
+        // A click on the plot selects the node under the pointer.
+        if response.response.clicked()
+            && let Some(pos) = response.response.interact_pointer_pos()
+        {
+            let x = response.transform.value_from_position(pos).x.round();
+            if x >= 0.0 {
+                commands.push(Command::SelectNode(x as NodeId));
+            }
         }
     }
 }

@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
-use super::{Command, Runtime, Settings, theme};
+use crate::{Command, LoadedModel, theme};
 use convscope_core::graph::{Graph, NodeId, Op, shape_label};
-use convscope_core::session::{ActivationData, RequestKind, Retention};
+use convscope_core::session::{ActivationData, Retention};
 use convscope_core::shapes::ShapeReport;
 
 #[derive(Default)]
@@ -18,14 +18,31 @@ pub struct LayerView {
     pub sort_by_mean: bool,
     pub first_channel: usize,
     pub enlarged: Option<usize>,
+    /// The play button walks through the nodes, one every `PLAY_STEP`.
+    pub playing: bool,
+    /// When the walk last stepped, in egui's time (seconds).
+    pub last_play_step: f64,
+}
+
+/// The feature-map settings the layer view shows and changes, borrowed from `Settings`.
+pub struct MapSettings<'a> {
+    pub per_channel: &'a mut bool,
+    pub channel_limit: &'a mut usize,
+    pub retention: Retention,
 }
 
 impl LayerView {
-    /// A fresh view for a new graph, keeping the user's display choices; starts on the first
-    /// convolution, whose maps are the most telling.
+    /// A fresh view for a new graph, keeping the user's display choices and a walk under way;
+    /// starts on the first convolution, whose maps are the most telling.
     pub fn for_graph(graph: &Graph, previous: &LayerView) -> Self {
         let selected = graph.nodes.iter().position(|n| matches!(n.op, Op::Conv2d(_))).unwrap_or(0);
-        Self { selected, sort_by_mean: previous.sort_by_mean, ..Self::default() }
+        Self {
+            selected,
+            sort_by_mean: previous.sort_by_mean,
+            playing: previous.playing,
+            last_play_step: previous.last_play_step,
+            ..Self::default()
+        }
     }
 
     pub fn select(&mut self, node: NodeId) {
@@ -122,6 +139,12 @@ impl ActivationView {
 
     /// One channel's map in the colour map, stretched over the channel's range or the
     /// layer's: what the grid draws and what its export writes.
+    ///
+    /// Viridis, not the diverging map, though a convolution's output can be negative: the map
+    /// is stretched from its minimum to its maximum, so zero has no fixed place on the scale,
+    /// and after a ReLU most outputs are never negative; a map centred on zero would spend half
+    /// its colours on values that do not occur. The diverging map is for signed values whose
+    /// zero means something: gradients and attributions.
     fn channel_colors(&self, channel: usize, per_channel: bool) -> Option<Vec<egui::Color32>> {
         let (_, h, w) = self.spatial?;
         let plane = self.data.values.get(channel * h * w..(channel + 1) * h * w)?;
@@ -175,78 +198,89 @@ pub fn grid_image(activation: &ActivationView, channels: &[usize], per_channel: 
     Some(grid)
 }
 
-pub fn layers_ui(ui: &mut egui::Ui, settings: &mut Settings, rt: &mut Runtime, commands: &mut Vec<Command>) {
-    let Some(model) = &rt.model else {
-        ui.weak("Loading the model…");
-        return;
-    };
-    let graph = &model.graph;
-    let last = graph.nodes.len().saturating_sub(1);
-    let selected = rt.layers.selected.min(last);
-    ui.horizontal(|ui| {
-        if ui.button("‹").on_hover_text("Previous node (Left arrow)").clicked() {
-            commands.push(Command::StepNode(-1));
+impl LayerView {
+    /// The stepper and the selected node's output; `classified` whether an image has run on
+    /// the model, `pending` whether the worker still owes this node's output.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: Option<&LoadedModel>,
+        classified: bool,
+        pending: bool,
+        mut maps: MapSettings<'_>,
+        commands: &mut Vec<Command>,
+    ) {
+        let Some(model) = model else {
+            ui.weak("Loading the model…");
+            return;
+        };
+        let graph = &model.graph;
+        let last = graph.nodes.len().saturating_sub(1);
+        let selected = self.selected.min(last);
+        ui.horizontal(|ui| {
+            if ui.button("‹").on_hover_text("Previous node (Left arrow)").clicked() {
+                commands.push(Command::StepNode(-1));
+            }
+            let mut index = selected;
+            let slider = egui::Slider::new(&mut index, 0..=last).text("node").clamping(egui::SliderClamping::Always);
+            if ui.add(slider).on_hover_text("Nodes in execution order; the Left and Right arrows step").changed() {
+                commands.push(Command::SelectNode(index));
+            }
+            if ui.button("›").on_hover_text("Next node (Right arrow)").clicked() {
+                commands.push(Command::StepNode(1));
+            }
+            let play = if self.playing { "Pause" } else { "Play" };
+            if ui.button(play).on_hover_text("Walk through the nodes (Space)").clicked() {
+                commands.push(Command::TogglePlay);
+            }
+        });
+        let Some(node) = graph.nodes.get(selected) else { return };
+        let block = node.block.map(|b| graph.blocks[b].name.as_str()).unwrap_or("-");
+        let info = model.shapes.as_ref().and_then(|s| s.nodes.get(selected));
+        ui.horizontal_wrapped(|ui| {
+            ui.strong(&node.name);
+            ui.label(node.op.kind_name());
+            ui.weak(format!("in {block}"));
+            if let Some(info) = info {
+                ui.weak(format!(
+                    "· output {} · {} params · {} MACs (native size)",
+                    shape_label(&info.shape),
+                    convscope_core::format::human_count(info.params),
+                    convscope_core::format::human_count(info.macs)
+                ));
+            }
+        });
+        ui.separator();
+        if !classified {
+            ui.weak("Open an image to see what each layer makes of it.");
+            return;
         }
-        let mut index = selected;
-        let slider = egui::Slider::new(&mut index, 0..=last).text("node").clamping(egui::SliderClamping::Always);
-        if ui.add(slider).on_hover_text("Nodes in execution order; the Left and Right arrows step").changed() {
-            commands.push(Command::SelectNode(index));
+        retention_ui(ui, maps.retention, model.shapes.as_ref(), commands);
+        let layers = self;
+        let Some(activation) = &mut layers.activation else {
+            if pending {
+                ui.spinner();
+            }
+            return;
+        };
+        let shown = graph.nodes.get(activation.data.node).map_or("?", |n| n.name.as_str());
+        ui.horizontal(|ui| {
+            ui.label(format!("Output of {shown}: {}", shape_label(&activation.data.shape)));
+            if pending {
+                ui.spinner();
+            }
+        });
+        if activation.spatial.is_some() {
+            feature_maps_ui(ui, &mut maps, layers, commands);
+        } else {
+            flat_output_ui(ui, activation);
         }
-        if ui.button("›").on_hover_text("Next node (Right arrow)").clicked() {
-            commands.push(Command::StepNode(1));
-        }
-        let play = if rt.playing { "Pause" } else { "Play" };
-        if ui.button(play).on_hover_text("Walk through the nodes (Space)").clicked() {
-            commands.push(Command::TogglePlay);
-        }
-    });
-    let Some(node) = graph.nodes.get(selected) else { return };
-    let block = node.block.map(|b| graph.blocks[b].name.as_str()).unwrap_or("-");
-    let info = model.shapes.as_ref().and_then(|s| s.nodes.get(selected));
-    ui.horizontal_wrapped(|ui| {
-        ui.strong(&node.name);
-        ui.label(node.op.kind_name());
-        ui.weak(format!("in {block}"));
-        if let Some(info) = info {
-            ui.weak(format!(
-                "· output {} · {} params · {} MACs (native size)",
-                shape_label(&info.shape),
-                convscope_core::format::human_count(info.params),
-                convscope_core::format::human_count(info.macs)
-            ));
-        }
-    });
-    ui.separator();
-    if rt.prediction.is_none() {
-        ui.weak("Open an image to see what each layer makes of it.");
-        return;
-    }
-    retention_ui(ui, settings, model.shapes.as_ref(), commands);
-    let pending = rt.worker.is_pending(RequestKind::Activation);
-    let layers = &mut rt.layers;
-    let Some(activation) = &mut layers.activation else {
-        if pending {
-            ui.spinner();
-        }
-        return;
-    };
-    let shown = graph.nodes.get(activation.data.node).map_or("?", |n| n.name.as_str());
-    ui.horizontal(|ui| {
-        ui.label(format!("Output of {shown}: {}", shape_label(&activation.data.shape)));
-        if pending {
-            ui.spinner();
-        }
-    });
-    if activation.spatial.is_some() {
-        feature_maps_ui(ui, settings, layers, commands);
-    } else {
-        flat_output_ui(ui, activation);
     }
 }
 
 /// Every layer's output in memory, or only the one on show (EfficientNet-B7's take 4 GB).
-fn retention_ui(ui: &mut egui::Ui, settings: &Settings, shapes: Option<&ShapeReport>, commands: &mut Vec<Command>) {
-    let mut keep_every = settings.retention == Retention::EveryLayer;
+fn retention_ui(ui: &mut egui::Ui, retention: Retention, shapes: Option<&ShapeReport>, commands: &mut Vec<Command>) {
+    let mut keep_every = retention == Retention::EveryLayer;
     let checkbox = ui.checkbox(&mut keep_every, "keep every layer's output");
     // Worked out only while hovered, not every frame.
     let checkbox = checkbox.on_hover_ui(|ui| {
@@ -270,25 +304,25 @@ fn retention_ui(ui: &mut egui::Ui, settings: &Settings, shapes: Option<&ShapeRep
     }
 }
 
-fn feature_maps_ui(ui: &mut egui::Ui, settings: &mut Settings, layers: &mut LayerView, commands: &mut Vec<Command>) {
+fn feature_maps_ui(ui: &mut egui::Ui, maps: &mut MapSettings<'_>, layers: &mut LayerView, commands: &mut Vec<Command>) {
     let Some(activation) = &mut layers.activation else { return };
     let channels = activation.channels();
     ui.horizontal_wrapped(|ui| {
-        ui.radio_value(&mut settings.per_channel, true, "per channel")
+        ui.radio_value(&mut *maps.per_channel, true, "per channel")
             .on_hover_text("Each map stretched over its own range");
-        ui.radio_value(&mut settings.per_channel, false, "per layer")
+        ui.radio_value(&mut *maps.per_channel, false, "per layer")
             .on_hover_text("One range for the whole layer: maps compare");
         ui.checkbox(&mut layers.sort_by_mean, "sort by mean");
         let label = ui.label("show");
         // Shown within this layer's count, kept as set: a 32-channel layer must not cut the
         // limit the user chose for the 672-channel one after it.
-        let mut limit = settings.channel_limit.min(channels.max(1));
+        let mut limit = (*maps.channel_limit).min(channels.max(1));
         let response = ui
             .add(egui::DragValue::new(&mut limit).range(1..=channels.max(1)))
             .labelled_by(label.id)
             .on_hover_text("How many channels to show");
         if response.changed() {
-            settings.channel_limit = limit;
+            *maps.channel_limit = limit;
         }
         let label = ui.label("from");
         ui.add(egui::DragValue::new(&mut layers.first_channel).range(0..=channels.saturating_sub(1)))
@@ -302,11 +336,11 @@ fn feature_maps_ui(ui: &mut egui::Ui, settings: &mut Settings, layers: &mut Laye
             commands.push(Command::ExportFeatureMaps);
         }
     });
-    scale_ui(ui, settings.per_channel, &activation.layer_stats);
+    scale_ui(ui, *maps.per_channel, &activation.layer_stats);
 
     if let Some(channel) = layers.enlarged {
         let stats = activation.channel_stats.get(channel).copied().unwrap_or_default();
-        let texture = activation.texture(ui.ctx(), channel, settings.per_channel);
+        let texture = activation.texture(ui.ctx(), channel, *maps.per_channel);
         ui.horizontal(|ui| {
             if let Some(texture) = texture {
                 let side = 256.0f32.min(ui.available_width() * 0.5);
@@ -330,7 +364,7 @@ fn feature_maps_ui(ui: &mut egui::Ui, settings: &mut Settings, layers: &mut Laye
         ui.separator();
     }
 
-    let shown = activation.shown(layers.sort_by_mean, layers.first_channel, settings.channel_limit);
+    let shown = activation.shown(layers.sort_by_mean, layers.first_channel, *maps.channel_limit);
     let (_, h, w) = activation.spatial.unwrap_or((0, 1, 1));
     let cell_width = 80.0f32;
     let cell = egui::vec2(cell_width, cell_width * h as f32 / w.max(1) as f32);
@@ -350,7 +384,7 @@ fn feature_maps_ui(ui: &mut egui::Ui, settings: &mut Settings, layers: &mut Laye
                 if !ui.is_rect_visible(rect) {
                     continue;
                 }
-                if let Some(texture) = activation.texture(ui.ctx(), channel, settings.per_channel) {
+                if let Some(texture) = activation.texture(ui.ctx(), channel, *maps.per_channel) {
                     let uv = egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0));
                     ui.painter().image(texture.id(), rect, uv, egui::Color32::WHITE);
                 }

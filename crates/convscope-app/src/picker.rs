@@ -1,9 +1,56 @@
 //! The architectures along the timeline, grouped by year, and the selected one's card.
 
-use super::{ArchFacts, Command, LoadedModel, WeightsState, theme};
-use convscope_core::engine::device_label;
+use std::sync::Arc;
+
+use crate::{Command, LoadedModel, theme};
+use convscope_core::engine::{self, device_label};
 use convscope_core::format::grouped;
+use convscope_core::graph::Graph;
+use convscope_core::manifest::{Manifest, Provenance};
+use convscope_core::paths;
+use convscope_core::shapes::ShapeReport;
 use convscope_core::zoo::ArchSpec;
+
+/// Facts about an architecture for its card, computed once per architecture.
+pub struct ArchFacts {
+    pub graph: Arc<Graph>,
+    pub shapes: Option<ShapeReport>,
+    pub shape_error: Option<String>,
+    pub weights: WeightsState,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightsState {
+    Pretrained { source: String },
+    TrainedHere { source: String },
+    Random,
+}
+
+impl ArchFacts {
+    pub fn new(spec: &ArchSpec) -> Self {
+        let graph = spec.graph();
+        let (shapes, shape_error) = match graph.infer_shapes(spec.input[1], spec.input[2]) {
+            Ok(report) => (Some(report), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        Self { graph, shapes, shape_error, weights: weights_state(spec.id) }
+    }
+}
+
+/// Where an architecture's weights come from, from the weights folder and its manifest.
+pub(crate) fn weights_state(id: &str) -> WeightsState {
+    if engine::installed_weights(id).is_none() {
+        return WeightsState::Random;
+    }
+    let manifest = Manifest::load(&paths::weights_dir()).unwrap_or_default();
+    match manifest.weights.get(id) {
+        Some(entry) if entry.provenance == Provenance::TrainedHere => {
+            WeightsState::TrainedHere { source: entry.source.clone() }
+        }
+        Some(entry) => WeightsState::Pretrained { source: entry.source.clone() },
+        None => WeightsState::Pretrained { source: "no manifest entry".to_owned() },
+    }
+}
 
 /// What the card shows besides the architecture's own story.
 pub struct CardState<'a> {
@@ -15,45 +62,57 @@ pub struct CardState<'a> {
     pub loaded: Option<&'a LoadedModel>,
 }
 
-pub fn picker_ui(
-    ui: &mut egui::Ui,
-    specs: &[ArchSpec],
-    selected: Option<&str>,
-    filter: &mut String,
-    state: &CardState<'_>,
-    commands: &mut Vec<Command>,
-) {
-    ui.add(egui::TextEdit::singleline(filter).hint_text("filter architectures").desired_width(f32::INFINITY));
-    let needle = filter.trim().to_lowercase();
-    let matches = |spec: &ArchSpec| {
-        needle.is_empty()
-            || spec.id.contains(&needle)
-            || spec.card.name.to_lowercase().contains(&needle)
-            || spec.card.year.to_string().contains(&needle)
-    };
-    egui::ScrollArea::vertical().id_salt("picker_list").max_height(ui.available_height() * 0.45).show(ui, |ui| {
-        let mut year = None;
-        for spec in specs.iter().filter(|s| matches(s)) {
-            if year != Some(spec.card.year) {
-                year = Some(spec.card.year);
-                ui.add_space(4.0);
-                ui.label(egui::RichText::new(spec.card.year.to_string()).strong());
-            }
-            ui.horizontal(|ui| {
-                let response = ui.selectable_label(selected == Some(spec.id), spec.id).on_hover_text(spec.card.name);
-                if response.clicked() && selected != Some(spec.id) {
-                    commands.push(Command::SelectArch(spec.id));
+/// The picker panel: the timeline of architectures and the selected one's card.
+#[derive(Default)]
+pub struct Picker {
+    /// What the list is filtered by: part of an id, a name or a year.
+    filter: String,
+}
+
+impl Picker {
+    /// The list of `specs`, filtered, with `selected` marked, and its card.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        specs: &[ArchSpec],
+        selected: Option<&str>,
+        card: &CardState<'_>,
+        commands: &mut Vec<Command>,
+    ) {
+        let Self { filter } = self;
+        ui.add(egui::TextEdit::singleline(filter).hint_text("filter architectures").desired_width(f32::INFINITY));
+        let needle = filter.trim().to_lowercase();
+        let matches = |spec: &ArchSpec| {
+            needle.is_empty()
+                || spec.id.contains(&needle)
+                || spec.card.name.to_lowercase().contains(&needle)
+                || spec.card.year.to_string().contains(&needle)
+        };
+        egui::ScrollArea::vertical().id_salt("picker_list").max_height(ui.available_height() * 0.45).show(ui, |ui| {
+            let mut year = None;
+            for spec in specs.iter().filter(|s| matches(s)) {
+                if year != Some(spec.card.year) {
+                    year = Some(spec.card.year);
+                    ui.add_space(4.0);
+                    ui.label(egui::RichText::new(spec.card.year.to_string()).strong());
                 }
-                ui.weak(spec.card.name);
-            });
-        }
-    });
-    ui.separator();
-    let Some(spec) = selected.and_then(|id| specs.iter().find(|s| s.id == id)) else {
-        ui.weak("Pick an architecture above.");
-        return;
-    };
-    egui::ScrollArea::vertical().id_salt("card").show(ui, |ui| card_ui(ui, spec, state, commands));
+                ui.horizontal(|ui| {
+                    let response =
+                        ui.selectable_label(selected == Some(spec.id), spec.id).on_hover_text(spec.card.name);
+                    if response.clicked() && selected != Some(spec.id) {
+                        commands.push(Command::SelectArch(spec.id));
+                    }
+                    ui.weak(spec.card.name);
+                });
+            }
+        });
+        ui.separator();
+        let Some(spec) = selected.and_then(|id| specs.iter().find(|s| s.id == id)) else {
+            ui.weak("Pick an architecture above.");
+            return;
+        };
+        egui::ScrollArea::vertical().id_salt("card").show(ui, |ui| card_ui(ui, spec, card, commands));
+    }
 }
 
 fn card_ui(ui: &mut egui::Ui, spec: &ArchSpec, state: &CardState<'_>, commands: &mut Vec<Command>) {

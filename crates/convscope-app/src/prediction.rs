@@ -1,10 +1,12 @@
 //! The input as the network sees it, the top-5 with probability bars, timings and device.
 
-use super::{Command, DeviceChoice, Runtime, theme};
 use convscope_core::engine::{Prediction, device_label};
 use convscope_core::session::{ImageInput, Predicted, Timings};
 
-pub struct PredictionView {
+use crate::{Command, DeviceChoice, theme};
+
+/// One image classified: what the prediction panel shows and the other views read.
+pub struct Classification {
     pub image: ImageInput,
     pub top5: Vec<Prediction>,
     pub timings: Timings,
@@ -14,13 +16,20 @@ pub struct PredictionView {
     pub preview_size: [usize; 2],
 }
 
-impl PredictionView {
+impl Classification {
     pub fn new(ctx: &egui::Context, predicted: Predicted) -> Self {
         let Predicted { image, top5, preview, timings, device, .. } = predicted;
         let color_image = egui::ColorImage::from_rgb(preview.size, &preview.rgb);
         let texture = ctx.load_texture("network_input", color_image, egui::TextureOptions::NEAREST);
         Self { image, top5, timings, device, preview: texture, preview_size: preview.size }
     }
+}
+
+/// The prediction panel; it holds the classification on show, which the other views read.
+#[derive(Default)]
+pub struct PredictionView {
+    /// `None` until an image has run on the current model.
+    pub shown: Option<Classification>,
 }
 
 pub fn device_ui(ui: &mut egui::Ui, current: DeviceChoice, cuda_available: bool, commands: &mut Vec<Command>) {
@@ -41,59 +50,64 @@ pub fn device_ui(ui: &mut egui::Ui, current: DeviceChoice, cuda_available: bool,
     }
 }
 
-pub fn prediction_ui(ui: &mut egui::Ui, rt: &Runtime, commands: &mut Vec<Command>) {
-    ui.heading("Prediction");
-    let Some(prediction) = &rt.prediction else {
-        ui.weak("Drop an image on the window, press Open…, or pick a sample.");
-        return;
-    };
-    ui.label(format!("Image: {}", prediction.image.name()));
-    let side = ui.available_width().min(224.0);
-    let [w, h] = prediction.preview_size;
-    ui.add(
-        egui::Image::from_texture(&prediction.preview)
-            .fit_to_exact_size(egui::vec2(side, side * h as f32 / (w.max(1) as f32)))
-            .alt_text("the input as the network sees it"),
-    )
-    .on_hover_text(format!("{w}×{h} after resize, crop and normalisation (shown de-normalised)"));
-    ui.add_space(6.0);
-    // Measured outside the rows: a bar sized from inside its own row would widen the
-    // resizable panel a little every frame.
-    let bar_width = (ui.available_width() - 40.0).max(80.0);
-    for p in &prediction.top5 {
-        let is_target = rt.gradients.target == Some(p.class);
-        ui.horizontal(|ui| {
-            ui.add(
-                egui::ProgressBar::new(p.probability as f32)
-                    .fill(theme::ACCENT)
-                    .desired_width(bar_width)
-                    .text(format!("{:.1}%  {}", p.probability * 100.0, p.label)),
-            );
-            let button = egui::Button::selectable(is_target, "∂").small();
-            if ui.add(button).on_hover_text(format!("Take gradients for class {} ({})", p.class, p.label)).clicked() {
-                commands.push(Command::SetTarget(if is_target { None } else { Some(p.class) }));
+impl PredictionView {
+    /// `target`: the class the gradients are taken for, marked on its row.
+    pub fn ui(&mut self, ui: &mut egui::Ui, target: Option<i64>, commands: &mut Vec<Command>) {
+        let Self { shown } = self;
+        ui.heading("Prediction");
+        let Some(prediction) = shown else {
+            ui.weak("Drop an image on the window, press Open…, or pick a sample.");
+            return;
+        };
+        ui.label(format!("Image: {}", prediction.image.name()));
+        let side = ui.available_width().min(224.0);
+        let [w, h] = prediction.preview_size;
+        ui.add(
+            egui::Image::from_texture(&prediction.preview)
+                .fit_to_exact_size(egui::vec2(side, side * h as f32 / (w.max(1) as f32)))
+                .alt_text("the input as the network sees it"),
+        )
+        .on_hover_text(format!("{w}×{h} after resize, crop and normalisation (shown de-normalised)"));
+        ui.add_space(6.0);
+        // Measured outside the rows: a bar sized from inside its own row would widen the
+        // resizable panel a little every frame.
+        let bar_width = (ui.available_width() - 40.0).max(80.0);
+        for p in &prediction.top5 {
+            let is_target = target == Some(p.class);
+            ui.horizontal(|ui| {
+                ui.add(
+                    egui::ProgressBar::new(p.probability as f32)
+                        .fill(theme::ACCENT)
+                        .desired_width(bar_width)
+                        .text(format!("{:.1}%  {}", p.probability * 100.0, p.label)),
+                );
+                let button = egui::Button::selectable(is_target, "∂").small();
+                if ui.add(button).on_hover_text(format!("Take gradients for class {} ({})", p.class, p.label)).clicked()
+                {
+                    commands.push(Command::SetTarget(if is_target { None } else { Some(p.class) }));
+                }
+            });
+        }
+        ui.add_space(6.0);
+        egui::Grid::new("timings").num_columns(2).show(ui, |ui| {
+            let t = &prediction.timings;
+            for (label, value) in [
+                ("decode", t.decode_ms),
+                ("preprocess", t.preprocess_ms),
+                ("forward", t.forward_ms),
+                ("forward + backward", t.backward_ms),
+            ] {
+                if let Some(ms) = value {
+                    ui.weak(label);
+                    ui.weak(format!("{ms:.1} ms"));
+                    ui.end_row();
+                }
             }
+            ui.weak("device");
+            ui.weak(device_label(prediction.device));
+            ui.end_row();
         });
     }
-    ui.add_space(6.0);
-    egui::Grid::new("timings").num_columns(2).show(ui, |ui| {
-        let t = &prediction.timings;
-        for (label, value) in [
-            ("decode", t.decode_ms),
-            ("preprocess", t.preprocess_ms),
-            ("forward", t.forward_ms),
-            ("forward + backward", t.backward_ms),
-        ] {
-            if let Some(ms) = value {
-                ui.weak(label);
-                ui.weak(format!("{ms:.1} ms"));
-                ui.end_row();
-            }
-        }
-        ui.weak("device");
-        ui.weak(device_label(prediction.device));
-        ui.end_row();
-    });
 }
 
 /// A hint over the whole window while a file is dragged over it.

@@ -79,40 +79,81 @@ pub fn text_on(fill: Color32) -> Color32 {
     if luma > 140.0 { Color32::BLACK } else { Color32::WHITE }
 }
 
-/// Matplotlib's viridis, sampled at 9 points and interpolated linearly: perceptually
-/// uniform and readable by colour-blind users, unlike a rainbow.
-const VIRIDIS: [[u8; 3]; 9] = [
-    [68, 1, 84],
-    [71, 44, 122],
-    [59, 81, 139],
-    [44, 113, 142],
-    [33, 144, 141],
-    [39, 173, 129],
-    [92, 200, 99],
-    [170, 220, 50],
-    [253, 231, 37],
-];
-
-/// Viridis at `t` in 0..=1 (clamped; NaN maps to the low end).
+/// Viridis at `t` in 0..=1 (clamped; NaN maps to the low end): matplotlib's map, perceptually
+/// uniform and readable by colour-blind users, unlike a rainbow. The sequential map, for
+/// magnitudes and for values stretched over their own range (feature maps).
 pub fn viridis(t: f32) -> Color32 {
     let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
-    let scaled = t * (VIRIDIS.len() - 1) as f32;
-    let i = (scaled.floor() as usize).min(VIRIDIS.len() - 2);
-    let f = scaled - i as f32;
-    let lerp = |a: u8, b: u8| (f32::from(a) + (f32::from(b) - f32::from(a)) * f).round() as u8;
-    let (a, b) = (VIRIDIS[i], VIRIDIS[i + 1]);
-    Color32::from_rgb(lerp(a[0], b[0]), lerp(a[1], b[1]), lerp(a[2], b[2]))
+    color32(colorous::VIRIDIS.eval_continuous(f64::from(t)))
+}
+
+/// The diverging map, for signed values whose zero means something (gradients, attributions):
+/// `v` in -1..=1 (clamped; NaN maps to zero), negative blue, zero near white, positive red.
+/// ColorBrewer's RdBu, run from blue to red so that more is warmer.
+pub fn diverging(v: f32) -> Color32 {
+    let v = if v.is_nan() { 0.0 } else { v.clamp(-1.0, 1.0) };
+    color32(colorous::RED_BLUE.eval_continuous(f64::from((1.0 - v) / 2.0)))
+}
+
+fn color32(color: colorous::Color) -> Color32 {
+    let [r, g, b] = color.into_array();
+    Color32::from_rgb(r, g, b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn hex(rgb: u32) -> Color32 {
+        let [_, r, g, b] = rgb.to_be_bytes();
+        Color32::from_rgb(r, g, b)
+    }
+
+    /// The largest difference of a channel, in levels.
+    fn distance(a: Color32, b: Color32) -> u8 {
+        (0..3).map(|i| a.to_array()[i].abs_diff(b.to_array()[i])).max().unwrap_or(0)
+    }
+
     #[test]
-    fn viridis_ends_are_matplotlibs() {
-        assert_eq!(viridis(0.0), Color32::from_rgb(68, 1, 84));
-        assert_eq!(viridis(1.0), Color32::from_rgb(253, 231, 37));
+    fn viridis_is_matplotlibs() {
+        // `matplotlib.colormaps["viridis"](k / 8)` for k = 0..=8 (matplotlib 3.11), as hex.
+        let matplotlib = [0x440154, 0x472d7b, 0x3b528b, 0x2c728e, 0x21918c, 0x28ae80, 0x5ec962, 0xaddc30, 0xfde725];
+        assert_eq!(viridis(0.0), hex(0x440154));
+        assert_eq!(viridis(1.0), hex(0xfde725));
+        // colorous holds matplotlib's 256 entries but evaluates them as a B-spline (as d3 does)
+        // and truncates to bytes, where matplotlib takes the entry under `t`: between the ends
+        // it lands up to 3 levels off (#20908c for #21918c halfway). The nine stops it replaced
+        // were up to 19 levels off.
+        for (k, expected) in matplotlib.into_iter().enumerate() {
+            let t = k as f32 / 8.0;
+            let got = viridis(t);
+            assert!(distance(got, hex(expected)) <= 3, "viridis({t}) = {got:?}, matplotlib #{expected:06x}");
+        }
+        assert!(distance(viridis(0.5), hex(0x21918c)) <= 1);
         assert_eq!(viridis(f32::NAN), viridis(0.0));
         assert_eq!(viridis(2.0), viridis(1.0));
+    }
+
+    #[test]
+    fn the_diverging_map_runs_blue_through_white_to_red() {
+        // ColorBrewer's RdBu ends, darkest blue and darkest red.
+        assert!(distance(diverging(-1.0), hex(0x053061)) <= 1, "{:?}", diverging(-1.0));
+        assert!(distance(diverging(1.0), hex(0x67001f)) <= 1, "{:?}", diverging(1.0));
+        let zero = diverging(0.0).to_array();
+        assert!(zero[..3].iter().all(|&c| c >= 235), "zero is near white: {zero:?}");
+        let (lo, hi) = (zero[..3].iter().min(), zero[..3].iter().max());
+        assert!(hi.zip(lo).is_some_and(|(h, l)| h - l <= 6), "and grey, neither side: {zero:?}");
+        let [r, _, b, _] = diverging(-0.5).to_array();
+        assert!(b > r, "negative is blue");
+        let [r, _, b, _] = diverging(0.5).to_array();
+        assert!(r > b, "positive is red");
+        let luma = |v: f32| {
+            let [r, g, b, _] = diverging(v).to_array();
+            0.299 * f32::from(r) + 0.587 * f32::from(g) + 0.114 * f32::from(b)
+        };
+        assert!(luma(-1.0) < luma(-0.5) && luma(-0.5) < luma(0.0), "darker away from zero, below");
+        assert!(luma(1.0) < luma(0.5) && luma(0.5) < luma(0.0), "and above");
+        assert_eq!(diverging(f32::NAN), diverging(0.0));
+        assert_eq!(diverging(-3.0), diverging(-1.0));
     }
 }

@@ -1,0 +1,353 @@
+//! The app itself: what it holds (saved settings, the runtime state that is not saved) and
+//! its frame: poll what came back, gather the frame's commands from input and views, apply
+//! them.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use tch::Device;
+
+use convscope_core::engine;
+use convscope_core::graph::{Graph, NodeId};
+use convscope_core::paths;
+use convscope_core::session::{self as worker, ImageInput, RequestKind, WorkerHandle};
+use convscope_core::shapes::ShapeReport;
+use convscope_core::zoo::{self, ArchSpec};
+
+use crate::clipboard;
+use crate::command::{Command, Pasted};
+use crate::export::DiagramExport;
+use crate::picker::{self, ArchFacts};
+use crate::settings::{CentralView, DeviceChoice, Settings};
+use crate::{diagram, gradients, layers, prediction, top_bar};
+
+/// What the window opens with: the command line first, then the saved settings, then the
+/// fallbacks.
+#[derive(Clone, Debug, Default)]
+pub struct Start {
+    pub arch: Option<String>,
+    pub image: Option<PathBuf>,
+    pub fallback_arch: Option<String>,
+    pub fallback_image: Option<PathBuf>,
+    /// Ignore saved settings (tests, and a clean start).
+    pub ignore_storage: bool,
+}
+
+/// What `convscope` opens when no architecture is named and nothing was saved: the pretrained
+/// EfficientNet-Lite0 on the bundled cat where its weights are installed.
+pub const DEFAULT_ARCH: &str = "efficientnet_lite0";
+/// The fallback when those weights are missing: random ResNet-18 still shows every view.
+pub const FALLBACK_ARCH: &str = "resnet18";
+
+impl Start {
+    /// What `convscope gui` opens: `arch` and `image` from the command line, else the saved
+    /// settings, else `DEFAULT_ARCH` (or `FALLBACK_ARCH`) on the bundled cat.
+    pub fn window(arch: Option<String>, image: Option<PathBuf>) -> Self {
+        let fallback_arch =
+            if engine::installed_weights(DEFAULT_ARCH).is_some() { DEFAULT_ARCH } else { FALLBACK_ARCH };
+        let cat = paths::asset("chelsea.png");
+        Self {
+            arch,
+            image,
+            fallback_arch: Some(fallback_arch.to_owned()),
+            fallback_image: cat.is_file().then_some(cat),
+            ignore_storage: false,
+        }
+    }
+}
+
+/// A sentence for the user, shown in a banner until dismissed or replaced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Message {
+    pub text: String,
+    pub is_error: bool,
+}
+
+/// The model the worker holds now (not the one being loaded).
+pub struct LoadedModel {
+    pub spec: ArchSpec,
+    pub graph: Arc<Graph>,
+    pub shapes: Option<ShapeReport>,
+    pub origin: String,
+    pub device: Device,
+    pub residuals: gradients::ResidualGroups,
+}
+
+/// Everything not saved: the worker, the views with their own state, work under way.
+pub(crate) struct Runtime {
+    pub(crate) specs: Vec<ArchSpec>,
+    pub(crate) worker: WorkerHandle,
+    pub(crate) facts: HashMap<&'static str, ArchFacts>,
+    pub(crate) model: Option<LoadedModel>,
+    /// The image the current prediction is of.
+    pub(crate) image: Option<ImageInput>,
+    pub(crate) prediction: prediction::PredictionView,
+    pub(crate) message: Option<Message>,
+    /// Said once at start-up (saved settings replaced); model loads do not replace it.
+    pub(crate) notice: Option<String>,
+    pub(crate) layers: layers::LayerView,
+    pub(crate) gradients: gradients::GradientView,
+    pub(crate) diagram: diagram::DiagramView,
+    pub(crate) picker: picker::Picker,
+    pub(crate) cuda_available: bool,
+    /// An image waiting for the model to finish loading.
+    pub(crate) pending_image: Option<ImageInput>,
+    /// Set by a command, applied to the context at the start of the next frame.
+    pub(crate) theme_changed: bool,
+    /// The gradient panel was just opened: compute what it shows.
+    pub(crate) wants_gradients: bool,
+    /// A weights download in progress: the architecture and where its outcome arrives.
+    pub(crate) fetching: Option<(&'static str, Receiver<Result<String, String>>)>,
+    /// A clipboard read in progress (the Paste button).
+    pub(crate) pasting: Option<Receiver<Result<Pasted, String>>>,
+    pub(crate) diagram_export: Option<DiagramExport>,
+}
+
+pub struct App {
+    pub(crate) settings: Settings,
+    pub(crate) runtime: Runtime,
+}
+
+impl App {
+    pub fn new(cc: &eframe::CreationContext<'_>, start: Start) -> std::io::Result<Self> {
+        let (mut settings, notice) =
+            if start.ignore_storage { (Settings::default(), None) } else { Settings::from_storage(cc.storage) };
+        let ctx = cc.egui_ctx.clone();
+        let worker = WorkerHandle::spawn(move || ctx.request_repaint())?;
+        let cuda_available = tch::Cuda::is_available();
+        let mut notice = notice;
+        if !cuda_available && settings.device != DeviceChoice::Cpu {
+            settings.device = DeviceChoice::Cpu;
+            let cpu = "The saved settings ask for CUDA, but libtorch sees no CUDA device here: running on the CPU.";
+            notice = Some(notice.map_or_else(|| cpu.to_owned(), |earlier| format!("{earlier} {cpu}")));
+        }
+        cc.egui_ctx.set_theme(settings.theme.preference());
+        let specs = zoo::all();
+        let mut app = Self {
+            settings,
+            runtime: Runtime {
+                specs,
+                worker,
+                facts: HashMap::new(),
+                model: None,
+                image: None,
+                prediction: prediction::PredictionView::default(),
+                message: None,
+                notice,
+                layers: layers::LayerView::default(),
+                gradients: gradients::GradientView::default(),
+                diagram: diagram::DiagramView::default(),
+                picker: picker::Picker::default(),
+                cuda_available,
+                pending_image: None,
+                theme_changed: false,
+                wants_gradients: false,
+                fetching: None,
+                pasting: None,
+                diagram_export: None,
+            },
+        };
+        let known = |id: &Option<String>| id.as_deref().and_then(|id| zoo::all().into_iter().find(|s| s.id == id));
+        let spec = known(&start.arch)
+            .or_else(|| known(&app.settings.arch))
+            .or_else(|| known(&start.fallback_arch))
+            .or_else(|| app.runtime.specs.first().cloned());
+        let image = start
+            .image
+            .or_else(|| if start.arch.is_none() { app.settings.image.clone() } else { None })
+            .filter(|p| p.is_file())
+            .or_else(|| {
+                // A photo means nothing to a digit reader: LeNet opens on a bundled digit.
+                let digits = spec.as_ref().is_some_and(|s| s.labels == zoo::Labels::Digits);
+                let digit = paths::asset("digits/digit_3.png");
+                if digits && start.fallback_image.is_some() && digit.is_file() {
+                    Some(digit)
+                } else {
+                    start.fallback_image
+                }
+            });
+        if let Some(spec) = spec {
+            app.apply(vec![Command::SelectArch(spec.id)]);
+        }
+        if let Some(path) = image {
+            app.runtime.pending_image = Some(ImageInput::Path(path));
+        }
+        Ok(app)
+    }
+
+    // Read-only views for tests and for the shell.
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn loaded_arch(&self) -> Option<&'static str> {
+        self.runtime.model.as_ref().map(|m| m.spec.id)
+    }
+
+    pub fn prediction(&self) -> Option<&prediction::Classification> {
+        self.runtime.prediction.shown.as_ref()
+    }
+
+    pub fn message(&self) -> Option<&Message> {
+        self.runtime.message.as_ref()
+    }
+
+    pub fn notice(&self) -> Option<&str> {
+        self.runtime.notice.as_deref()
+    }
+
+    pub fn selected_node(&self) -> NodeId {
+        self.runtime.layers.selected
+    }
+
+    pub fn activation_node(&self) -> Option<NodeId> {
+        self.runtime.layers.activation.as_ref().map(|a| a.data.node)
+    }
+
+    pub fn gradient_flow(&self) -> Option<&worker::GradientFlow> {
+        self.runtime.gradients.current.as_ref()
+    }
+
+    pub fn ghost_flow(&self) -> Option<&worker::GradientFlow> {
+        self.runtime.gradients.ghost.as_ref()
+    }
+
+    /// The residual merges switched off.
+    pub fn disabled_residuals(&self) -> Vec<NodeId> {
+        self.disabled()
+    }
+
+    /// Whether the worker still owes an answer.
+    pub fn busy(&self) -> bool {
+        let rt = &self.runtime;
+        rt.worker.any_pending() || rt.pending_image.is_some() || rt.fetching.is_some() || rt.pasting.is_some()
+    }
+
+    pub(crate) fn facts(&mut self, id: &'static str) -> Option<&ArchFacts> {
+        if !self.runtime.facts.contains_key(id) {
+            let spec = self.runtime.specs.iter().find(|s| s.id == id)?;
+            self.runtime.facts.insert(id, ArchFacts::new(spec));
+        }
+        self.runtime.facts.get(id)
+    }
+
+    /// Every panel, each view given only what it shows; what they ask for lands in `commands`.
+    fn views_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
+        let arch = self.settings.arch.as_deref();
+        let arch = arch.and_then(|id| self.runtime.specs.iter().find(|s| s.id == id)).map(|s| s.id);
+        if self.settings.show_picker
+            && let Some(id) = arch
+        {
+            // Worked out once per architecture, the first time its card shows.
+            self.facts(id);
+        }
+        let Self { settings, runtime } = self;
+        let Runtime {
+            specs,
+            worker,
+            facts,
+            model,
+            prediction,
+            message,
+            notice,
+            layers,
+            gradients,
+            diagram,
+            picker,
+            cuda_available,
+            pending_image,
+            wants_gradients,
+            fetching,
+            ..
+        } = runtime;
+        let model = model.as_ref();
+
+        let status = top_bar::Status {
+            cuda_available: *cuda_available,
+            working: (worker.any_pending() || pending_image.is_some()).then(|| top_bar::status_text(worker)),
+            worker_stopped: worker.stopped(),
+            message: message.as_ref(),
+            notice: notice.as_deref(),
+        };
+        let gradients_were_shown = settings.show_gradients;
+        egui::Panel::top("top_bar").show(ui, |ui| top_bar::top_bar_ui(ui, settings, &status, commands));
+        if settings.show_gradients && !gradients_were_shown {
+            // The gradient panel was just opened: what it shows is asked for next frame.
+            *wants_gradients = true;
+        }
+        // Before the side panels, so the plot spans the whole window.
+        if settings.show_gradients {
+            let pending = worker.is_pending(RequestKind::Gradients);
+            egui::Panel::bottom("gradients").resizable(true).default_size(300.0).min_size(220.0).show(ui, |ui| {
+                gradients.ui(ui, model, prediction.shown.as_ref(), pending, layers.selected, commands);
+            });
+        }
+        if settings.show_picker {
+            let card = picker::CardState {
+                facts: arch.and_then(|id| facts.get(id)),
+                loading: worker.is_pending(RequestKind::Load),
+                fetching: fetching.as_ref().map(|(id, _)| *id),
+                loaded: model,
+            };
+            egui::Panel::left("picker").resizable(true).default_size(300.0).show(ui, |ui| {
+                picker.ui(ui, specs, settings.arch.as_deref(), &card, commands);
+            });
+        }
+        if settings.show_prediction {
+            egui::Panel::right("prediction").resizable(true).default_size(280.0).show(ui, |ui| {
+                // A tall gradient panel leaves less height than the top-5 and timings need.
+                egui::ScrollArea::vertical().id_salt("prediction_scroll").auto_shrink([false, true]).show(ui, |ui| {
+                    prediction.ui(ui, gradients.target, commands);
+                });
+            });
+        }
+        diagram.forget_canvas();
+        egui::CentralPanel::default().show(ui, |ui| match settings.central {
+            CentralView::FeatureMaps => {
+                let Settings { per_channel, channel_limit, retention, .. } = settings;
+                let maps = layers::MapSettings { per_channel, channel_limit, retention: *retention };
+                let pending = worker.is_pending(RequestKind::Activation);
+                layers.ui(ui, model, prediction.shown.is_some(), pending, maps, commands);
+            }
+            CentralView::Diagram => diagram.ui(ui, model, layers.selected, &gradients.disabled, commands),
+        });
+    }
+}
+
+impl eframe::App for App {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let ctx = ui.ctx().clone();
+        if std::mem::take(&mut self.runtime.theme_changed) {
+            ctx.set_theme(self.settings.theme.preference());
+        }
+        self.receive(&ctx);
+        let mut commands = Vec::new();
+        if std::mem::take(&mut self.runtime.wants_gradients) {
+            self.request_gradients();
+        }
+        commands.extend(self.keyboard(&ctx));
+        commands.extend(Self::dropped_files(&ctx));
+        commands.extend(clipboard::pasted(&ctx));
+        commands.extend(self.receive_paste());
+        commands.extend(self.play(&ctx));
+        commands.extend(self.receive_fetch());
+
+        self.views_ui(ui, &mut commands);
+        prediction::drop_overlay_ui(&ctx);
+
+        self.apply(commands);
+        self.diagram_export_frame(&ctx);
+        if self.busy() {
+            // Replies also wake the window; this keeps the spinner turning meanwhile.
+            ctx.request_repaint_after(Duration::from_millis(100));
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, eframe::APP_KEY, &self.settings);
+    }
+}

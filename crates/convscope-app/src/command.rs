@@ -1,0 +1,261 @@
+//! What UI code asks for, and the one place it is carried out: `App::apply`, at the end of
+//! the frame. Only here are requests sent to the worker.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::mpsc::sync_channel;
+
+use convscope_core::engine::{self, WeightsChoice};
+use convscope_core::graph::NodeId;
+use convscope_core::session::{ImageInput, Request, RequestKind, Retention};
+
+use crate::app::{App, Message};
+use crate::clipboard::{image_from_pasted, read_clipboard};
+use crate::export::saved_message;
+use crate::gradients;
+use crate::settings::{DeviceChoice, ThemeChoice};
+
+/// What UI code asks for; `App::apply` carries it out at the end of the frame.
+#[must_use]
+#[derive(Clone, Debug)]
+pub enum Command {
+    SelectArch(&'static str),
+    SetDevice(DeviceChoice),
+    OpenImage(ImageInput),
+    OpenDialog,
+    /// What Ctrl+V or the clipboard thread brought: an image, or a file to open.
+    Paste(Pasted),
+    /// Reads the system clipboard on its own thread (the Paste button).
+    PasteClipboard,
+    SelectNode(NodeId),
+    StepNode(i64),
+    TogglePlay,
+    SetResiduals(BTreeSet<NodeId>),
+    SetTarget(Option<i64>),
+    SetTheme(ThemeChoice),
+    /// Keeps every layer's output, or only the one on show, and runs the image again.
+    SetRetention(Retention),
+    /// `convscope weights fetch ID`, on its own thread: it may take minutes, or fail at once
+    /// without internet.
+    FetchWeights(&'static str),
+    /// Saves the gradient table through a file dialog.
+    ExportGradients,
+    /// Saves the feature-map grid as shown, as a PNG, through a file dialog.
+    ExportFeatureMaps,
+    /// Saves the diagram as it is on screen, as a PNG, through a file dialog.
+    ExportDiagram,
+    DismissMessage,
+    DismissNotice,
+}
+
+/// Something pasted.
+#[derive(Clone, Debug)]
+pub enum Pasted {
+    Image(ImageInput),
+    /// Text, which may name an image file (a path, or a file manager's `file://` URI).
+    Text(String),
+    /// Files copied in a file manager; the first is opened.
+    Files(Vec<PathBuf>),
+}
+
+impl App {
+    /// Carries out the frame's commands, in order.
+    pub(crate) fn apply(&mut self, commands: Vec<Command>) {
+        for command in commands {
+            self.apply_one(command);
+        }
+    }
+
+    fn apply_one(&mut self, command: Command) {
+        let rt = &mut self.runtime;
+        match command {
+            Command::SelectArch(id) => {
+                let Some(spec) = rt.specs.iter().find(|s| s.id == id).cloned() else {
+                    return;
+                };
+                self.settings.arch = Some(id.to_owned());
+                rt.worker.send(Request::Load {
+                    spec: Box::new(spec),
+                    weights: WeightsChoice::Installed { seed: engine::DEFAULT_SEED },
+                    device: self.settings.device.device(),
+                });
+            }
+            Command::SetDevice(choice) => {
+                if choice == DeviceChoice::Cuda && !rt.cuda_available {
+                    return;
+                }
+                self.settings.device = choice;
+                rt.worker.send(Request::Device(choice.device()));
+            }
+            Command::OpenImage(image) => {
+                if rt.model.is_some() && !rt.worker.is_pending(RequestKind::Load) {
+                    self.classify(image);
+                } else {
+                    // A model is loading: the newest image runs on it once it is ready.
+                    rt.pending_image = Some(image);
+                }
+            }
+            Command::Paste(pasted) => match image_from_pasted(pasted) {
+                Ok(image) => self.apply_one(Command::OpenImage(image)),
+                Err(text) => rt.message = Some(Message { text, is_error: true }),
+            },
+            Command::PasteClipboard => {
+                if rt.pasting.is_some() {
+                    return;
+                }
+                let (sender, receiver) = sync_channel(1);
+                let spawned = std::thread::Builder::new().name("convscope-clipboard".into()).spawn(move || {
+                    // The window may have closed meanwhile; nobody is left to tell.
+                    let _ = sender.send(read_clipboard());
+                });
+                match spawned {
+                    Ok(_) => rt.pasting = Some(receiver),
+                    Err(e) => {
+                        rt.message =
+                            Some(Message { text: format!("Could not read the clipboard: {e}"), is_error: true })
+                    }
+                }
+            }
+            Command::OpenDialog => {
+                // rfd returns at once with None where no desktop portal runs.
+                let picked = rfd::FileDialog::new()
+                    .add_filter("images", &["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff", "pgm", "ppm"])
+                    .pick_file();
+                if let Some(path) = picked {
+                    self.apply_one(Command::OpenImage(ImageInput::Path(path)));
+                }
+            }
+            Command::SelectNode(node) => {
+                let Some(model) = &rt.model else { return };
+                let node = node.min(model.graph.nodes.len().saturating_sub(1));
+                rt.layers.select(node);
+                rt.diagram.follow(node);
+                if rt.prediction.shown.is_some() {
+                    rt.worker.send(Request::Activation { node });
+                }
+            }
+            Command::StepNode(delta) => {
+                let Some(model) = &rt.model else { return };
+                let last = model.graph.nodes.len().saturating_sub(1) as i64;
+                let next = (rt.layers.selected as i64 + delta).clamp(0, last) as NodeId;
+                if next != rt.layers.selected {
+                    self.apply_one(Command::SelectNode(next));
+                } else if rt.layers.playing {
+                    rt.layers.playing = false;
+                }
+            }
+            Command::TogglePlay => {
+                rt.layers.playing = !rt.layers.playing;
+                if let Some(model) = &rt.model
+                    && rt.layers.playing
+                    && rt.layers.selected + 1 >= model.graph.nodes.len()
+                {
+                    self.apply_one(Command::SelectNode(0));
+                }
+            }
+            Command::SetResiduals(disabled) => {
+                rt.gradients.disabled = disabled;
+                self.rerun();
+            }
+            Command::SetRetention(retention) => {
+                self.settings.retention = retention;
+                self.rerun();
+            }
+            Command::SetTarget(target) => {
+                rt.gradients.target = target;
+                self.request_gradients();
+            }
+            Command::SetTheme(theme) => {
+                self.settings.theme = theme;
+                // The context is reached through the next frame; see `ui`.
+                rt.theme_changed = true;
+            }
+            Command::FetchWeights(id) => {
+                if rt.fetching.is_some() {
+                    return;
+                }
+                let Some(spec) = rt.specs.iter().find(|s| s.id == id).cloned() else { return };
+                let (sender, receiver) = sync_channel(1);
+                let spawned = std::thread::Builder::new().name("convscope-fetch".into()).spawn(move || {
+                    let outcome =
+                        convscope_core::store::fetch(&spec).map(|entry| entry.source).map_err(|e| e.to_string());
+                    // The window may have closed meanwhile; nobody is left to tell.
+                    let _ = sender.send(outcome);
+                });
+                match spawned {
+                    Ok(_) => rt.fetching = Some((id, receiver)),
+                    Err(e) => {
+                        rt.message =
+                            Some(Message { text: format!("Could not start the download: {e}"), is_error: true })
+                    }
+                }
+            }
+            Command::ExportGradients => {
+                let (Some(model), Some(flow)) = (&rt.model, &rt.gradients.current) else { return };
+                let csv = gradients::gradients_csv(&model.graph, flow);
+                // rfd returns at once with None where no desktop portal runs.
+                let picked = rfd::FileDialog::new()
+                    .set_file_name(format!("{}_gradients.csv", model.spec.id))
+                    .add_filter("CSV", &["csv"])
+                    .save_file();
+                if let Some(path) = picked {
+                    rt.message = Some(match std::fs::write(&path, csv) {
+                        Ok(()) => Message { text: format!("Saved {}", path.display()), is_error: false },
+                        Err(e) => Message { text: format!("Could not save {}: {e}", path.display()), is_error: true },
+                    });
+                }
+            }
+            Command::ExportFeatureMaps => {
+                let (Some(model), Some(activation)) = (&rt.model, &rt.layers.activation) else { return };
+                let name = model.graph.nodes.get(activation.data.node).map_or("node", |n| n.name.as_str());
+                // rfd returns at once with None where no desktop portal runs.
+                let picked = rfd::FileDialog::new()
+                    .set_file_name(format!("{}_{name}_maps.png", model.spec.id))
+                    .add_filter("PNG", &["png"])
+                    .save_file();
+                if let Some(path) = picked {
+                    let text = self.export_feature_maps(&path);
+                    self.runtime.message = Some(saved_message(&path, text));
+                }
+            }
+            Command::ExportDiagram => {
+                let Some(model) = &rt.model else { return };
+                let picked = rfd::FileDialog::new()
+                    .set_file_name(format!("{}_diagram.png", model.spec.id))
+                    .add_filter("PNG", &["png"])
+                    .save_file();
+                if let Some(path) = picked {
+                    self.export_diagram(path);
+                }
+            }
+            Command::DismissMessage => rt.message = None,
+            Command::DismissNotice => rt.notice = None,
+        }
+    }
+
+    pub(crate) fn disabled(&self) -> Vec<NodeId> {
+        self.runtime.gradients.disabled.iter().copied().collect()
+    }
+
+    /// Runs an image; its gradients follow once it has run, so a file that fails to decode
+    /// leaves everything as it was.
+    pub(crate) fn classify(&mut self, image: ImageInput) {
+        let (disabled, retention) = (self.disabled(), self.settings.retention);
+        self.runtime.worker.send(Request::Classify { image, disabled, retention });
+    }
+
+    pub(crate) fn request_gradients(&mut self) {
+        if self.settings.show_gradients && self.runtime.prediction.shown.is_some() {
+            let (disabled, target, retention) =
+                (self.disabled(), self.runtime.gradients.target, self.settings.retention);
+            self.runtime.worker.send(Request::Gradients { disabled, target, retention });
+        }
+    }
+
+    /// Runs the current image again (after a device move or a residual switch).
+    pub(crate) fn rerun(&mut self) {
+        if let Some(image) = self.runtime.image.clone() {
+            self.classify(image);
+        }
+    }
+}
