@@ -6,10 +6,12 @@
 //! The decoder is mozjpeg's copy of libjpeg-turbo's, built from C by `mozjpeg-sys` without
 //! SIMD, so that no nasm is needed: libjpeg-turbo's SIMD (Pillow's) gives the same bytes as
 //! its C for the islow IDCT, fancy upsampling and colour conversion Pillow uses, except in
-//! blocks whose damaged data dequantizes out of any real image's range. libjpeg reports a fatal error by calling
-//! `error_exit`, which must not return; ours unwinds (`resume_unwind`, so no panic hook runs)
-//! through the C frames, built with `-fexceptions` for that, to the `catch_unwind` in
-//! [`decode`]. The unwound libjpeg state is only ever destroyed, as after the usual `longjmp`.
+//! blocks whose damaged data dequantizes out of any real image's range.
+//!
+//! libjpeg reports a fatal error by calling `error_exit`, which must not return; ours unwinds
+//! (`resume_unwind`, so no panic hook runs) through the C frames, built with `-fexceptions`
+//! for that, to the `catch_unwind` in [`decode`]. The unwound libjpeg state is only ever
+//! destroyed, as after the usual `longjmp`.
 
 use std::any::Any;
 use std::ffi::{c_int, c_long};
