@@ -39,6 +39,11 @@ save("three_by_one.png", Image.new("RGB", (3, 1), (9, 9, 9)))
 save("baseline.jpg", gradient("RGB"), quality=80)
 save("progressive.jpg", gradient("RGB"), progressive=True)
 save("grey.jpg", gradient("L"))
+# Each subsampling and entropy layout takes its own path through libjpeg (jpeg.rs).
+save("s444.jpg", gradient("RGB", (17, 9)), subsampling="4:4:4", quality=95)
+save("s422.jpg", gradient("RGB", (17, 9)), subsampling="4:2:2")
+save("restarts.jpg", gradient("RGB", (24, 16)), restart_marker_blocks=1)
+save("progressive_444.jpg", gradient("RGB", (17, 9)), subsampling="4:4:4", progressive=True, optimize=True)
 save("cmyk.jpg", gradient("CMYK"))
 exif = Image.Exif()
 exif[0x0112] = 6

@@ -17,14 +17,15 @@ export LD_LIBRARY_PATH="$PWD/.libtorch/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
 seconds=${FUZZ_SECONDS:-600}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(image_decode weights_file)
+[ ${#targets[@]} -gt 0 ] || targets=(image_decode jpeg_decode weights_file)
 
-mkdir -p fuzz/corpus/image_decode fuzz/corpus/weights_file
+mkdir -p fuzz/corpus/image_decode fuzz/corpus/jpeg_decode fuzz/corpus/weights_file
 cp -n fuzz/seeds/image/* fuzz/regressions/image_decode/* assets/digits/*.png fuzz/corpus/image_decode/
+cp -n fuzz/seeds/image/*.jpg fuzz/regressions/image_decode/*.jpg fuzz/corpus/jpeg_decode/
 cp -n fuzz/seeds/weights/* fuzz/regressions/weights_file/* weights/lenet5.safetensors fuzz/corpus/weights_file/
 
 # Longer inputs teach the fuzzer nothing new; a whole LeNet-5 file is 242 KiB.
-declare -A max_len=([image_decode]=16384 [weights_file]=262144)
+declare -A max_len=([image_decode]=16384 [jpeg_decode]=16384 [weights_file]=262144)
 for target in "${targets[@]}"; do
   cargo fuzz run --codegen-units 16 "$target" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len="${max_len[$target]}" -print_final_stats=1

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use convscope::preprocess::{Preprocess, decode_image_named};
+use convscope_core::preprocess::{Preprocess, decode_image_named};
 use libfuzzer_sys::fuzz_target;
 
 static PRESETS: OnceLock<Vec<Preprocess>> = OnceLock::new();
@@ -20,7 +20,7 @@ fuzz_target!(
         tch::set_num_threads(1);
         PRESETS.get_or_init(|| {
             let mut presets: Vec<Preprocess> = Vec::new();
-            for spec in convscope::zoo::all() {
+            for spec in convscope_core::zoo::all() {
                 if !presets.contains(&spec.preprocess) {
                     presets.push(spec.preprocess);
                 }

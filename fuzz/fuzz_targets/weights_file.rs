@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use convscope::executor::{Model, WeightsOrigin};
+use convscope_core::executor::{Model, WeightsOrigin};
 use libfuzzer_sys::fuzz_target;
 use tch::Device;
 
@@ -21,7 +21,7 @@ struct State {
 static STATE: OnceLock<Mutex<State>> = OnceLock::new();
 
 fn fresh_model() -> Model {
-    let spec = convscope::zoo::find("lenet5").expect("lenet5 is in the zoo");
+    let spec = convscope_core::zoo::find("lenet5").expect("lenet5 is in the zoo");
     Model::random(spec.graph(), Device::Cpu, 1).expect("lenet5 builds")
 }
 
@@ -39,7 +39,7 @@ fuzz_target!(
         }
         std::fs::write(&*path, bytes).expect("writing the input file");
         let before: Vec<tch::Tensor> = model.params().iter().map(|t| t.detach().copy()).collect();
-        match convscope::weights::load_into(model, path) {
+        match convscope_core::weights::load_into(model, path) {
             Ok(_) => assert!(matches!(model.origin(), WeightsOrigin::File(_))),
             Err(_) => {
                 assert_eq!(*model.origin(), WeightsOrigin::Random { seed: 1 }, "a refused file changed the origin");

@@ -11,6 +11,9 @@ use tch::Tensor;
 use crate::error::{Error, Result, TorchContext};
 pub use crate::resample::Interpolation;
 
+#[path = "jpeg.rs"]
+mod jpeg;
+
 /// Larger files are refused before they are read.
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 /// Larger images are refused from their header, before any pixel is decoded.
@@ -129,7 +132,8 @@ pub fn load_image(path: &Path) -> Result<DynamicImage> {
     decode_image_named(&bytes, Some(path)).map_err(err)
 }
 
-/// Decodes image bytes with dimension and allocation limits; the error is a sentence.
+/// Decodes image bytes with dimension and allocation limits; the error is a sentence. JPEG
+/// goes through libjpeg-turbo's decoder, as in Pillow, for the same pixels (jpeg.rs).
 pub fn decode_image(bytes: &[u8]) -> std::result::Result<DynamicImage, String> {
     decode_image_named(bytes, None)
 }
@@ -152,14 +156,19 @@ pub fn decode_image_named(bytes: &[u8], name: Option<&Path>) -> std::result::Res
     if reader.format().is_none() {
         return Err("not an image in a format convscope reads (PNG, JPEG, GIF, BMP, WebP, TIFF, …)".into());
     }
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(MAX_DIMENSION);
-    limits.max_image_height = Some(MAX_DIMENSION);
-    limits.max_alloc = Some(MAX_DECODE_BYTES);
-    reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(describe_image_error)?;
-    let orientation = decoder.orientation().map_err(describe_image_error)?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(describe_image_error)?;
+    let (mut image, orientation) = if reader.format() == Some(image::ImageFormat::Jpeg) {
+        let jpeg = jpeg::decode(bytes, MAX_DIMENSION, MAX_DECODE_BYTES).map_err(describe_jpeg_error)?;
+        (jpeg.image, jpeg.orientation)
+    } else {
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(MAX_DIMENSION);
+        limits.max_image_height = Some(MAX_DIMENSION);
+        limits.max_alloc = Some(MAX_DECODE_BYTES);
+        reader.limits(limits);
+        let mut decoder = reader.into_decoder().map_err(describe_image_error)?;
+        let orientation = decoder.orientation().map_err(describe_image_error)?;
+        (DynamicImage::from_decoder(decoder).map_err(describe_image_error)?, orientation)
+    };
     image.apply_orientation(orientation);
     if image.width() == 0 || image.height() == 0 {
         return Err("the image has no pixels".into());
@@ -169,17 +178,37 @@ pub fn decode_image_named(bytes: &[u8], name: Option<&Path>) -> std::result::Res
 
 fn describe_image_error(e: image::ImageError) -> String {
     match e {
-        image::ImageError::Limits(_) => format!(
-            "too large to decode safely (over {MAX_DIMENSION}×{MAX_DIMENSION} pixels or {} MB of pixels)",
-            MAX_DECODE_BYTES >> 20
-        ),
+        image::ImageError::Limits(_) => too_large(),
         image::ImageError::Unsupported(u) => format!("unsupported image: {u}"),
         image::ImageError::Decoding(d) => format!("corrupt or truncated image: {d}"),
-        image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            "truncated image: the file ends before the picture does".into()
-        }
+        image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => truncated(),
         other => other.to_string(),
     }
+}
+
+fn describe_jpeg_error(e: jpeg::JpegError) -> String {
+    match e {
+        jpeg::JpegError::TooLarge => too_large(),
+        jpeg::JpegError::Truncated => truncated(),
+        jpeg::JpegError::TooManyScans => {
+            format!("corrupt or hostile JPEG: over {} progressive scans (encoders write about ten)", jpeg::MAX_SCANS)
+        }
+        jpeg::JpegError::Components(n) => {
+            format!("unsupported JPEG: {n} colour components (grey, RGB and CMYK JPEGs are read)")
+        }
+        jpeg::JpegError::Libjpeg(message) => format!("corrupt or unsupported JPEG: {message}"),
+    }
+}
+
+fn too_large() -> String {
+    format!(
+        "too large to decode safely (over {MAX_DIMENSION}×{MAX_DIMENSION} pixels or {} MB of pixels)",
+        MAX_DECODE_BYTES >> 20
+    )
+}
+
+fn truncated() -> String {
+    "truncated image: the file ends before the picture does".into()
 }
 
 fn io_reason(e: &std::io::Error) -> String {
