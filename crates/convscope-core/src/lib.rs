@@ -3,7 +3,8 @@
 //! run on libtorch by the `executor` (plain forward, every node's output, gradient norms),
 //! with weights read and written under the reference's state-dict names (`weights`, and the
 //! installed folder in `manifest` and `store`), images turned into tensors exactly as
-//! PIL + torchvision do (`preprocess`, Pillow's resampling in `resample`), LeNet-5 trained on
+//! PIL + torchvision do (`preprocess`, libjpeg-turbo's JPEG decoding with Pillow's settings in
+//! `jpeg`, Pillow's resampling in `resample`), LeNet-5 trained on
 //! MNIST digits (`train`), and the `session`: the worker thread that owns a model and answers
 //! requests over bounded channels, which the app and the tests drive. `engine` holds what
 //! every face shares above the executor, `paths` where the checkout keeps things, `format`
@@ -15,6 +16,7 @@ pub mod executor;
 pub mod export;
 pub mod format;
 pub mod graph;
+mod jpeg;
 pub mod manifest;
 pub mod memory;
 pub mod paths;

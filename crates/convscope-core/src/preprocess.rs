@@ -11,8 +11,7 @@ use tch::Tensor;
 use crate::error::{Error, Result, TorchContext};
 pub use crate::resample::Interpolation;
 
-#[path = "jpeg.rs"]
-mod jpeg;
+use crate::jpeg;
 
 /// Larger files are refused before they are read.
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
