@@ -3,8 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use convscope_core::session::{ActivationData, ImageInput, Payload, Request, Retention, WorkerHandle};
 use convscope_core::engine::WeightsChoice;
+use convscope_core::session::{ActivationData, ImageInput, Payload, Request, Retention, WorkerHandle};
 use convscope_core::zoo;
 use tch::Device;
 
