@@ -3,7 +3,7 @@
 use tch::{Kind, Tensor};
 
 use super::fast::{FastConv, channels_last};
-use super::plan::{RunPlan, Schedule, makes_new_tensor};
+use super::plan::{BatchNorm, Behaviour, RunPlan, Schedule, makes_new_tensor};
 use super::{Model, RunOptions, interrupted};
 use crate::error::{Error, Result, TorchContext};
 use crate::graph::{Activation, NodeId, Op};
@@ -30,7 +30,7 @@ impl Model {
         let graph = &*self.graph;
         let disabled = self.switched_off(opts);
         let target = plan.until.unwrap_or(graph.output);
-        let schedule = Schedule::new(graph, &disabled, opts.train, target);
+        let schedule = Schedule::new(graph, &disabled, plan.behaviour.auxiliary, target);
         let mut values: Vec<Option<Tensor>> = (0..graph.nodes.len()).map(|_| None).collect();
         // Whether a value's memory is its own, not shared with a live input it aliases.
         let mut owns_memory = vec![false; graph.nodes.len()];
@@ -69,7 +69,7 @@ impl Model {
                     .map(|e| values[e.from].as_ref())
                     .collect::<Option<_>>()
                     .ok_or_else(|| Error::Input(format!("{}: an input was not computed", node.name)))?;
-                self.eval_node(id, &inputs, disabled[id], opts.train, fast_convs)
+                self.eval_node(id, &inputs, disabled[id], plan.behaviour, fast_convs)
                     .context(|| format!("{} ({})", node.name, node.op.kind_name()))?
             };
             values[id] = Some(output);
@@ -90,7 +90,7 @@ impl Model {
         id: NodeId,
         x: &[&Tensor],
         residual_off: bool,
-        train: bool,
+        behaviour: Behaviour,
         fast_convs: Option<&[Option<FastConv>]>,
     ) -> Result<Tensor, tch::TchError> {
         let p = &self.params[self.first_param[id]..];
@@ -105,17 +105,20 @@ impl Model {
             },
             // Folded into the convolution before it, which already gave its output.
             Op::BatchNorm2d { .. } if fast_convs.is_some() && self.is_folded(id) => Ok(x[0].shallow_clone()),
-            Op::BatchNorm2d { eps, momentum, .. } => Tensor::f_batch_norm(
-                x[0],
-                Some(&p[0]),
-                Some(&p[1]),
-                Some(&p[2]),
-                Some(&p[3]),
-                train,
-                *momentum,
-                *eps,
-                true,
-            ),
+            Op::BatchNorm2d { eps, momentum, .. } => {
+                let running = behaviour.batch_norm != BatchNorm::Batch;
+                Tensor::f_batch_norm(
+                    x[0],
+                    Some(&p[0]),
+                    Some(&p[1]),
+                    running.then(|| &p[2]),
+                    running.then(|| &p[3]),
+                    behaviour.batch_norm != BatchNorm::Running,
+                    *momentum,
+                    *eps,
+                    true,
+                )
+            }
             Op::Linear { bias, .. } => x[0].f_linear(&p[0], bias.then(|| &p[1])),
             Op::Activation(a) => match a {
                 Activation::Relu => x[0].f_relu(),
@@ -134,14 +137,14 @@ impl Model {
             }
             Op::AdaptiveAvgPool2d { output } => x[0].f_adaptive_avg_pool2d(output),
             Op::Dropout { p } => {
-                if train {
+                if behaviour.drop {
                     x[0].f_dropout(*p, true)
                 } else {
                     Ok(x[0].shallow_clone())
                 }
             }
             Op::StochasticDepth { p } => {
-                if train && *p > 0.0 {
+                if behaviour.drop && *p > 0.0 {
                     // torchvision.ops.stochastic_depth, mode "row": one coin per sample.
                     let survival = 1.0 - p;
                     let n = x[0].size()[0];

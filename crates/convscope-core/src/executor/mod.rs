@@ -1,5 +1,8 @@
-//! Runs a graph on libtorch in three modes: plain forward, forward keeping every node's
-//! output, and forward + backward giving the gradient norm of every node and parameter.
+//! Runs a graph on libtorch in three ways: plain forward, forward keeping every node's
+//! output, and forward + backward giving the gradient norm of every node and parameter. A
+//! gradient pass runs in one of two `GradientMode`s (batch norm with its running statistics,
+//! or with the batch's, as one step of training) and differentiates an `Objective` (the
+//! cross-entropy, or the target's logit).
 //!
 //! A `Model` owns its tensors and is `Send` but not `Sync`, like a tch module: the GUI keeps
 //! it on a worker thread.
@@ -9,20 +12,21 @@
 //! layout with batch norms folded in, `init` the reference's initialisation.
 
 mod fast;
+mod gradients;
 mod init;
 mod interpret;
 mod plan;
 
 use std::sync::{Arc, Mutex};
 
-use tch::{Device, Reduction, Tensor};
+use tch::{Device, Tensor};
 
 use crate::error::{Error, Result, TorchContext};
 use crate::graph::{Graph, NodeId};
 
 use fast::{FastConv, MadeFrom, batch_norm_after};
 use init::{finish_param, init_param, placed_params};
-use plan::{RunPlan, Schedule};
+use plan::{Behaviour, RunPlan, Schedule};
 
 /// Where the weights of a model came from; every output says so.
 #[derive(Clone, Debug, PartialEq)]
@@ -45,7 +49,9 @@ impl std::fmt::Display for WeightsOrigin {
 pub struct RunOptions {
     /// Residual merges whose shortcut is switched off for this run.
     pub disabled_residuals: Vec<NodeId>,
-    /// Batch norm uses batch statistics, dropout drops, auxiliary classifiers run.
+    /// Training proper (`train::train`): batch norm normalises with the batch's statistics and
+    /// folds them into its running statistics, dropout drops, auxiliary classifiers run. A
+    /// gradient pass ignores it: its `GradientMode` says how the layers behave.
     pub train: bool,
     /// The memory layout of a plain forward pass. Capturing and gradient runs always use
     /// `Layout::Reference`: what the explorer shows is PyTorch's own numbers, bit for bit.
@@ -73,14 +79,149 @@ pub struct Capture {
     pub logits: Tensor,
 }
 
+/// How a gradient pass runs the layers that act differently in training: which question
+/// its gradient answers. Serialised as its `id`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GradientMode {
+    /// Batch norm normalises with its running statistics, dropout and stochastic depth pass
+    /// everything: `model.eval()`. The right question for trained weights; on random ones the
+    /// running statistics are untrained (mean 0, variance 1), batch norm does nothing, and
+    /// activations grow or shrink freely through depth.
+    #[default]
+    Inference,
+    /// One step of training at these weights: batch norm normalises with the batch's own
+    /// statistics (the running statistics are neither read nor updated, so the model is the
+    /// same afterwards), dropout and stochastic depth pass everything unless asked
+    /// (`GradientOptions::dropout`), and the auxiliary classifiers of GoogLeNet and
+    /// Inception v3 do not run: the gradient shown is the main output's alone, as in the
+    /// inference mode, so the two modes differ in batch norm only. This is the gradient of
+    /// He et al.'s figures, and what the residual switches are compared in.
+    #[serde(rename = "training")]
+    TrainingStep,
+}
+
+impl GradientMode {
+    pub const ALL: [GradientMode; 2] = [GradientMode::Inference, GradientMode::TrainingStep];
+
+    /// How the command line and JSON name it: `inference`, `training`.
+    pub fn id(self) -> &'static str {
+        match self {
+            GradientMode::Inference => "inference",
+            GradientMode::TrainingStep => "training",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_lowercase().as_str() {
+            "inference" | "eval" => Ok(GradientMode::Inference),
+            "training" | "train" | "training-step" => Ok(GradientMode::TrainingStep),
+            other => Err(Error::Input(format!("unknown gradient mode {other:?}: use inference or training"))),
+        }
+    }
+
+    /// A short name for a switch: "Inference", "Training step".
+    pub fn label(self) -> &'static str {
+        match self {
+            GradientMode::Inference => "Inference",
+            GradientMode::TrainingStep => "Training step",
+        }
+    }
+
+    /// What the mode's gradient tells, in words for the user.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            GradientMode::Inference => {
+                "How does this prediction depend on each layer? Batch norm uses its running statistics, \
+                 dropout is off: the network as it predicts."
+            }
+            GradientMode::TrainingStep => {
+                "How would one step of training reach each layer? Batch norm normalises with the batch's \
+                 own statistics (the model is left unchanged), dropout is off: the gradient of He et al.'s \
+                 figures, where residual connections matter."
+            }
+        }
+    }
+}
+
+/// What a gradient pass differentiates. Serialised as its `id`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    /// The cross-entropy of each sample's target class, averaged over the batch: a training
+    /// step's loss. A confident softmax can saturate it: its gradient then underflows to
+    /// exactly zero (`GradientReport::saturated`).
+    #[default]
+    #[serde(rename = "loss")]
+    CrossEntropy,
+    /// The target class's logit itself, averaged over the batch: how each layer moves that
+    /// score. It never saturates.
+    Logit,
+}
+
+impl Objective {
+    /// How the command line and JSON name it: `loss`, `logit`.
+    pub fn id(self) -> &'static str {
+        match self {
+            Objective::CrossEntropy => "loss",
+            Objective::Logit => "logit",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_lowercase().as_str() {
+            "loss" | "cross-entropy" | "cross_entropy" => Ok(Objective::CrossEntropy),
+            "logit" => Ok(Objective::Logit),
+            other => Err(Error::Input(format!("unknown objective {other:?}: use loss or logit"))),
+        }
+    }
+
+    /// In words: "the cross-entropy loss", "the target's logit".
+    pub fn describe(self) -> &'static str {
+        match self {
+            Objective::CrossEntropy => "the cross-entropy loss",
+            Objective::Logit => "the target's logit",
+        }
+    }
+}
+
+/// The class each sample of a gradient pass is differentiated for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Targets {
+    /// Every sample: this class, or where `None` each sample's own predicted class.
+    All(Option<i64>),
+    /// One per sample; `None`: that sample's predicted class.
+    PerSample(Vec<Option<i64>>),
+}
+
+/// How a gradient pass runs and what it differentiates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GradientOptions {
+    pub mode: GradientMode,
+    pub objective: Objective,
+    /// In a training step, dropout and stochastic depth drop at random as in training (two
+    /// passes then differ). Ignored in inference.
+    pub dropout: bool,
+}
+
 pub struct GradientReport {
     pub logits: Tensor,
-    /// The class whose cross-entropy loss was differentiated, per sample.
+    /// The class differentiated for, per sample.
     pub targets: Vec<i64>,
+    /// The cross-entropy of the targets, averaged over the batch (whatever the objective).
     pub loss: f64,
-    /// L2 norm of d loss / d output, per node (`None` where the node took no part).
+    /// The targets' logits, averaged over the batch (whatever the objective).
+    pub logit: f64,
+    pub options: GradientOptions,
+    /// The objective is the cross-entropy and its gradient underflowed to exactly zero at the
+    /// logits, so everywhere: the softmax is saturated at the targets. `Objective::Logit`
+    /// gives a gradient that means something.
+    pub saturated: bool,
+    /// L2 norm of d objective / d output, per node (`None` where the node took no part).
     pub node_grad_norms: Vec<Option<f64>>,
-    /// L2 norm of d loss / d parameter, per entry of `graph.params` (`None` for buffers).
+    /// L2 norm of d objective / d parameter, per entry of `graph.params` (`None` for buffers
+    /// and for the parameters of nodes the run did not compute: a switched-off shortcut's
+    /// projection, an auxiliary classifier).
     pub param_grad_norms: Vec<Option<f64>>,
     pub outputs: Vec<Option<Tensor>>,
 }
@@ -188,14 +329,21 @@ impl Model {
         let fast = (opts.layout == Layout::Fast && !opts.train && self.device == Device::Cpu)
             .then(|| self.fast_convs())
             .transpose()?;
-        let plan = RunPlan { keep_all: false, in_place: true, fast_convs: fast.as_deref(), until: None };
+        let plan = RunPlan {
+            keep_all: false,
+            in_place: true,
+            fast_convs: fast.as_deref(),
+            until: None,
+            behaviour: Behaviour::of(opts),
+        };
         let mut values = self.execute(input, opts, &plan)?;
         take_output(&mut values, self.graph.output)
     }
 
     /// Forward recording the autograd graph, for a training step.
     pub fn forward_with_grad(&self, input: &Tensor, opts: &RunOptions) -> Result<Tensor> {
-        let plan = RunPlan { keep_all: false, in_place: false, fast_convs: None, until: None };
+        let plan =
+            RunPlan { keep_all: false, in_place: false, fast_convs: None, until: None, behaviour: Behaviour::of(opts) };
         let mut values = self.execute(input, opts, &plan)?;
         take_output(&mut values, self.graph.output)
     }
@@ -207,7 +355,13 @@ impl Model {
             return Err(Error::Input(format!("{} has no node {node}", self.graph.arch)));
         }
         let _guard = tch::no_grad_guard();
-        let plan = RunPlan { keep_all: false, in_place: true, fast_convs: None, until: Some(node) };
+        let plan = RunPlan {
+            keep_all: false,
+            in_place: true,
+            fast_convs: None,
+            until: Some(node),
+            behaviour: Behaviour::of(opts),
+        };
         let mut values = self.execute(input, opts, &plan)?;
         take_output(&mut values, node)
     }
@@ -215,14 +369,15 @@ impl Model {
     /// Whether a run with `opts` computes `node` on its way to the logits (not a switched-off
     /// shortcut's branch, nor an auxiliary classifier outside training).
     pub fn runs_node(&self, node: NodeId, opts: &RunOptions) -> bool {
-        let schedule = Schedule::new(&self.graph, &self.switched_off(opts), opts.train, self.graph.output);
+        let auxiliary = Behaviour::of(opts).auxiliary;
+        let schedule = Schedule::new(&self.graph, &self.switched_off(opts), auxiliary, self.graph.output);
         schedule.needed.get(node).copied().unwrap_or(false)
     }
 
     /// Forward keeping every node's output, in the reference layout.
     pub fn forward_capture(&self, input: &Tensor, opts: &RunOptions) -> Result<Capture> {
         let _guard = tch::no_grad_guard();
-        let outputs = self.execute(input, opts, &RunPlan::KEEP_ALL)?;
+        let outputs = self.execute(input, opts, &RunPlan::keep_all(Behaviour::of(opts)))?;
         let logits = outputs[self.graph.output]
             .as_ref()
             .map(Tensor::shallow_clone)
@@ -231,7 +386,8 @@ impl Model {
     }
 
     /// Forward + backward of the cross-entropy loss for `target` (default: each sample's
-    /// predicted class), giving the gradient norm of every node's output and parameter.
+    /// predicted class) in inference mode, giving the gradient norm of every node's output and
+    /// parameter.
     pub fn gradients(&self, input: &Tensor, target: Option<i64>, opts: &RunOptions) -> Result<GradientReport> {
         self.gradients_interruptible(input, target, opts, &|| false)?.ok_or_else(interrupted)
     }
@@ -246,69 +402,22 @@ impl Model {
         opts: &RunOptions,
         interrupt: &dyn Fn() -> bool,
     ) -> Result<Option<GradientReport>> {
-        let input =
-            input.f_detach().and_then(|x| x.f_set_requires_grad(true)).context(|| "preparing the input".into())?;
-        let Some(outputs) = self.execute_interruptible(&input, opts, &RunPlan::KEEP_ALL, interrupt)? else {
-            return Ok(None);
-        };
-        let logits = outputs[self.graph.output]
-            .as_ref()
-            .map(Tensor::shallow_clone)
-            .ok_or_else(|| Error::Input("the output was not computed".into()))?;
-        let classes = *logits.size().last().unwrap_or(&0);
-        let batch = logits.size().first().copied().unwrap_or(0);
-        let targets: Vec<i64> = match target {
-            Some(t) if !(0..classes).contains(&t) => {
-                return Err(Error::Input(format!("target class {t} is outside 0..{classes}")));
-            }
-            Some(t) => vec![t; batch as usize],
-            None => {
-                let predicted = logits.f_argmax(-1, false).context(|| "argmax".into())?;
-                Vec::<i64>::try_from(&predicted).context(|| "reading the prediction".into())?
-            }
-        };
-        let target_tensor =
-            Tensor::f_from_slice(&targets).and_then(|t| t.f_to(self.device)).context(|| "target".into())?;
-        let loss = logits
-            .f_cross_entropy_loss::<Tensor>(&target_tensor, None, Reduction::Mean, -100, 0.0)
-            .context(|| "cross-entropy loss".into())?;
+        self.gradient_pass(input, &Targets::All(target), opts, &GradientOptions::default(), interrupt)
+    }
 
-        // One backward pass for all nodes and parameters, like torch.autograd.grad.
-        let mut wrt: Vec<&Tensor> = Vec::new();
-        let mut slots: Vec<(bool, usize)> = Vec::new();
-        for (id, value) in outputs.iter().enumerate() {
-            if let Some(t) = value.as_ref().filter(|t| t.requires_grad()) {
-                wrt.push(t);
-                slots.push((true, id));
-            }
-        }
-        for (i, (t, spec)) in self.params.iter().zip(&self.graph.params).enumerate() {
-            if spec.trainable {
-                wrt.push(t);
-                slots.push((false, i));
-            }
-        }
-        if interrupt() {
-            return Ok(None);
-        }
-        let grads = Tensor::f_run_backward(&[&loss], &wrt, false, false).context(|| "backward pass".into())?;
-        let mut node_grad_norms = vec![None; self.graph.nodes.len()];
-        let mut param_grad_norms = vec![None; self.graph.params.len()];
-        for ((is_node, index), grad) in slots.into_iter().zip(grads) {
-            let norm = if grad.defined() {
-                grad.f_norm().and_then(|n| n.f_double_value(&[])).context(|| "gradient norm".into())?
-            } else {
-                0.0
-            };
-            if is_node {
-                node_grad_norms[index] = Some(norm);
-            } else {
-                param_grad_norms[index] = Some(norm);
-            }
-        }
-        let loss = loss.f_double_value(&[]).context(|| "loss".into())?;
-        let outputs = outputs.into_iter().map(|o| o.map(|t| t.detach())).collect();
-        Ok(Some(GradientReport { logits: logits.detach(), targets, loss, node_grad_norms, param_grad_norms, outputs }))
+    /// Forward + backward of `pass.objective` in `pass.mode`, for `targets`, giving the
+    /// gradient norm of every node's output and parameter; asks `interrupt` as
+    /// `gradients_interruptible` does. `opts.train` and `opts.layout` play no part: the mode
+    /// says how the layers behave, and the layout is always the reference's.
+    pub fn gradient_pass(
+        &self,
+        input: &Tensor,
+        targets: &Targets,
+        opts: &RunOptions,
+        pass: &GradientOptions,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<Option<GradientReport>> {
+        self.run_gradient_pass(input, targets, opts, pass, interrupt)
     }
 
     /// Checks an `N×C×H×W` input against the graph before any libtorch call, so a wrong

@@ -2,7 +2,53 @@
 //! last use, and which it may overwrite.
 
 use super::fast::FastConv;
+use super::{GradientMode, RunOptions};
 use crate::graph::{Graph, NodeId, Op};
+
+/// What the layers that act differently in training do in one run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Behaviour {
+    pub(super) batch_norm: BatchNorm,
+    /// Dropout and stochastic depth drop (at random).
+    pub(super) drop: bool,
+    /// The auxiliary classifiers run.
+    pub(super) auxiliary: bool,
+}
+
+/// Which statistics a batch norm normalises with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum BatchNorm {
+    /// Its running statistics: the network as it predicts (`model.eval()`).
+    Running,
+    /// The batch's own, leaving the running statistics unread and unchanged (ATen's
+    /// `batch_norm(training=true)` without running statistics).
+    Batch,
+    /// The batch's own, folded into the running statistics with the layer's momentum
+    /// (`model.train()`: training proper).
+    BatchUpdatingRunning,
+}
+
+impl Behaviour {
+    pub(super) const INFERENCE: Behaviour = Behaviour { batch_norm: BatchNorm::Running, drop: false, auxiliary: false };
+
+    /// `opts.train`: everything as in training, the running statistics updated.
+    pub(super) fn of(opts: &RunOptions) -> Self {
+        if opts.train {
+            Behaviour { batch_norm: BatchNorm::BatchUpdatingRunning, drop: true, auxiliary: true }
+        } else {
+            Behaviour::INFERENCE
+        }
+    }
+
+    /// A gradient pass in `mode`; the auxiliary classifiers do not run in either (see
+    /// `GradientMode::TrainingStep`).
+    pub(super) fn of_gradient_pass(mode: GradientMode, dropout: bool) -> Self {
+        match mode {
+            GradientMode::Inference => Behaviour::INFERENCE,
+            GradientMode::TrainingStep => Behaviour { batch_norm: BatchNorm::Batch, drop: dropout, auxiliary: false },
+        }
+    }
+}
 
 /// How one run treats its values.
 pub(super) struct RunPlan<'a> {
@@ -15,11 +61,14 @@ pub(super) struct RunPlan<'a> {
     pub(super) fast_convs: Option<&'a [Option<FastConv>]>,
     /// Run only what this node needs (default: the logits).
     pub(super) until: Option<NodeId>,
+    pub(super) behaviour: Behaviour,
 }
 
 impl RunPlan<'_> {
-    pub(super) const KEEP_ALL: RunPlan<'static> =
-        RunPlan { keep_all: true, in_place: false, fast_convs: None, until: None };
+    /// Every output kept, nothing overwritten: a capture, or a gradient pass's forward.
+    pub(super) fn keep_all(behaviour: Behaviour) -> RunPlan<'static> {
+        RunPlan { keep_all: true, in_place: false, fast_convs: None, until: None, behaviour }
+    }
 }
 
 /// Whether `eval_node` gives `op` a tensor of its own rather than a view or the input itself,
@@ -59,12 +108,12 @@ pub(super) struct Schedule {
 }
 
 impl Schedule {
-    /// The run that computes `output` (and in training, the auxiliary classifiers).
-    pub(super) fn new(graph: &Graph, disabled: &[bool], train: bool, output: NodeId) -> Self {
+    /// The run that computes `output` (and with `auxiliary`, the auxiliary classifiers).
+    pub(super) fn new(graph: &Graph, disabled: &[bool], auxiliary: bool, output: NodeId) -> Self {
         let n = graph.nodes.len();
         let mut needed = vec![false; n];
         needed[output] = true;
-        if train {
+        if auxiliary {
             for &aux in &graph.aux_outputs {
                 needed[aux] = true;
             }
