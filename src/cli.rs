@@ -9,8 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use tch::Tensor;
 
-use convscope_core::engine::{self, Prediction, WeightsChoice};
-use convscope_core::executor::{Layout, Model, RunOptions};
+use convscope_core::engine::batch::{BatchImage, BatchKind};
+use convscope_core::engine::{self, GradientSettings, Prediction, WeightsChoice};
+use convscope_core::executor::{GradientMode, Layout, Model, Objective, RunOptions};
 use convscope_core::export::{self, Contents};
 use convscope_core::format::{grouped, human_count};
 use convscope_core::manifest::Manifest;
@@ -115,6 +116,8 @@ pub enum Command {
         model: ModelArgs,
         #[command(flatten)]
         run: RunArgs,
+        #[command(flatten)]
+        pass: GradientArgs,
         #[arg(long)]
         json: bool,
     },
@@ -181,7 +184,9 @@ pub fn run(command: Command) -> Result<()> {
             classify(&arch, &images, &model, top, layout, json)
         }
         Command::Export { arch, input, out, model, run, grads } => export(&arch, &input, &out, &model, &run, grads),
-        Command::Gradients { arch, image, model, run, json } => gradients(&arch, image.as_deref(), &model, &run, json),
+        Command::Gradients { arch, image, model, run, pass, json } => {
+            gradients(&arch, image.as_deref(), &model, &run, &pass, json)
+        }
         Command::Train { arch, epochs, lr, batch, seed, data, out } => {
             train(&arch, &TrainConfig { epochs, lr, batch, seed }, data, out)
         }
@@ -422,6 +427,45 @@ fn export(arch: &str, input: &InputArgs, out: &Path, args: &ModelArgs, run: &Run
     Ok(())
 }
 
+/// How `gradients` runs its pass; what is not given takes the default for the weights
+/// (`GradientSettings::resolve`).
+#[derive(Args, Debug)]
+pub struct GradientArgs {
+    /// inference: batch norm with its running statistics, "how does this prediction depend on
+    /// each layer?"; training: one training step, batch norm with the batch's statistics (the
+    /// model is left unchanged), "how would a step of training reach each layer?".
+    /// Default: training for random weights, inference for installed ones or --weights.
+    #[arg(long, value_name = "inference|training", value_parser = parse_gradient_mode)]
+    pub mode: Option<GradientMode>,
+    /// image: the image alone; dataset: the image among MNIST digits (digit and CIFAR
+    /// networks) or the bundled photos and augmented crops (ImageNet networks).
+    /// Default: dataset in training mode, image in inference.
+    #[arg(long, value_name = "image|dataset", value_parser = parse_batch_kind)]
+    pub batch: Option<BatchKind>,
+    /// The largest batch (default: 128 digits, or as many ImageNet samples as a budget allows).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// loss: the cross-entropy of the target; logit: the target's logit itself, which never
+    /// saturates.
+    #[arg(long, value_name = "loss|logit", value_parser = parse_objective, default_value = "loss")]
+    pub objective: Objective,
+    /// In training mode, let dropout and stochastic depth drop at random.
+    #[arg(long)]
+    pub dropout: bool,
+}
+
+fn parse_gradient_mode(text: &str) -> std::result::Result<GradientMode, String> {
+    GradientMode::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_batch_kind(text: &str) -> std::result::Result<BatchKind, String> {
+    BatchKind::parse(text).map_err(|e| e.to_string())
+}
+
+fn parse_objective(text: &str) -> std::result::Result<Objective, String> {
+    Objective::parse(text).map_err(|e| e.to_string())
+}
+
 #[derive(Serialize)]
 struct GradientRow<'a> {
     node: &'a str,
@@ -430,17 +474,36 @@ struct GradientRow<'a> {
     param_grad_norm: Option<f64>,
 }
 
-fn gradients(arch: &str, image: Option<&Path>, args: &ModelArgs, run: &RunArgs, json: bool) -> Result<()> {
+fn gradients(
+    arch: &str,
+    image: Option<&Path>,
+    args: &ModelArgs,
+    run: &RunArgs,
+    pass: &GradientArgs,
+    json: bool,
+) -> Result<()> {
     let (spec, model) = load(arch, args)?;
-    let x = match image {
-        Some(path) => engine::image_input(&spec, path)?,
+    let decoded = image.map(convscope_core::preprocess::load_image).transpose()?;
+    let x = match &decoded {
+        Some(decoded) => spec.preprocess.apply(decoded)?,
         None => {
             tch::manual_seed(args.seed);
             Tensor::f_randn([1, spec.input[0], spec.input[1], spec.input[2]], (tch::Kind::Float, tch::Device::Cpu))?
         }
     };
     let opts = run_options(&model, run)?;
-    let report = model.gradients(&x, run.target, &opts)?;
+    let settings = GradientSettings {
+        mode: pass.mode,
+        batch: pass.batch,
+        objective: pass.objective,
+        dropout: pass.dropout,
+        batch_size: pass.batch_size,
+    }
+    .resolve(&spec, &model);
+    let batch_image = BatchImage { input: &x, decoded: decoded.as_ref() };
+    let flow = engine::gradient_flow(&model, &spec, &batch_image, &settings, run.target, &opts, &|| false)?
+        .context("the gradient pass was interrupted")?;
+    let report = &flow.report;
     let graph = model.graph();
     // A node's parameter norm: the norm over all its trainable tensors together.
     let mut param_norm_sq = vec![None::<f64>; graph.nodes.len()];
@@ -467,13 +530,35 @@ fn gradients(arch: &str, image: Option<&Path>, args: &ModelArgs, run: &RunArgs, 
         Some(p) => p.display().to_string(),
         None => format!("random normal input (seed {})", args.seed),
     };
+    let options = settings.options;
+    let target = report.targets.first().copied().unwrap_or(0);
+    let saturated_note = report.saturated.then(|| {
+        format!(
+            "the cross-entropy's gradient underflowed to exactly zero everywhere: the softmax is saturated at its \
+             targets, so every norm below is 0 and says nothing. Run again with --objective logit to differentiate \
+             the target's logit instead{}",
+            if run.target.is_none() { ", or pick another class with --target" } else { "" }
+        )
+    });
     if json {
         let doc = serde_json::json!({
             "arch": spec.id,
             "weights": model.origin().to_string(),
             "input": input_note,
+            "mode": options.mode.id(),
+            "dropout": options.dropout,
+            "batch": {
+                "kind": flow.batch.kind.id(),
+                "samples": flow.batch.counts.total(),
+                "counts": flow.batch.counts,
+                "description": flow.batch.description,
+            },
+            "objective": options.objective.id(),
             "target": report.targets.first(),
             "loss": report.loss,
+            "logit": report.logit,
+            "saturated": report.saturated,
+            "note": saturated_note,
             "disabled_residuals": opts.disabled_residuals.iter().map(|&i| &graph.nodes[i].name).collect::<Vec<_>>(),
             "nodes": rows,
         });
@@ -481,13 +566,35 @@ fn gradients(arch: &str, image: Option<&Path>, args: &ModelArgs, run: &RunArgs, 
         writeln!(out)?;
         return Ok(());
     }
-    let target = report.targets.first().copied().unwrap_or(0);
     writeln!(out, "{} with {} on {input_note}", spec.card.name, model.origin())?;
-    writeln!(out, "target class {target} ({}), loss {:.5}", spec.labels.name(target), report.loss)?;
+    let dropout = match (options.mode, options.dropout) {
+        (GradientMode::TrainingStep, true) => " Dropout on.",
+        _ => "",
+    };
+    writeln!(out, "mode: {} — {}{dropout}", options.mode.id(), options.mode.meaning())?;
+    let samples = flow.batch.counts.total();
+    writeln!(out, "batch of {samples}: {}", flow.batch.description)?;
+    let value = |v: f64| if v != 0.0 && v.abs() < 1e-3 { format!("{v:.3e}") } else { format!("{v:.5}") };
+    writeln!(
+        out,
+        "objective: {}; target class {target} ({}) for the image; loss {}, target logit {}",
+        options.objective.describe(),
+        spec.labels.name(target),
+        value(report.loss),
+        value(report.logit)
+    )?;
+    if let Some(note) = &saturated_note {
+        writeln!(out, "note: {note}")?;
+    }
     if !opts.disabled_residuals.is_empty() {
         writeln!(out, "residual connections switched off: {}", opts.disabled_residuals.len())?;
     }
-    writeln!(out, "{:<40} {:<18} {:>14} {:>14}", "node", "op", "‖∂L/∂out‖", "‖∂L/∂params‖")?;
+    let symbol = match options.objective {
+        Objective::CrossEntropy => "L",
+        Objective::Logit => "z",
+    };
+    let (node_header, param_header) = (format!("‖∂{symbol}/∂out‖"), format!("‖∂{symbol}/∂params‖"));
+    writeln!(out, "{:<40} {:<18} {:>14} {:>14}", "node", "op", node_header, param_header)?;
     for r in rows {
         let p = r.param_grad_norm.map(|v| format!("{v:.4e}")).unwrap_or_default();
         writeln!(out, "{:<40} {:<18} {:>14.4e} {:>14}", r.node, r.op, r.grad_norm, p)?;

@@ -56,19 +56,41 @@ pub fn load_digits(path: &Path) -> Result<Digits> {
     Ok(digits)
 }
 
-/// A seeded permutation (SplitMix64 + Fisher–Yates), the same on every machine.
-pub fn shuffled_indices(n: usize, seed: u64) -> Vec<usize> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
+/// SplitMix64 (Steele, Lea & Flood): a seeded stream of numbers, the same on every machine.
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        Self { state: seed }
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
-    };
+    }
+
+    /// A whole number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// A number in `low..high`, from the top 53 bits.
+    pub fn uniform(&mut self, low: f64, high: f64) -> f64 {
+        low + (high - low) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
+    }
+}
+
+/// A seeded permutation (SplitMix64 + Fisher–Yates), the same on every machine.
+pub fn shuffled_indices(n: usize, seed: u64) -> Vec<usize> {
+    let mut rng = SplitMix64::new(seed);
     let mut indices: Vec<usize> = (0..n).collect();
     for i in (1..n).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
+        let j = rng.below(i as u64 + 1) as usize;
         indices.swap(i, j);
     }
     indices

@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use convscope_core::engine::WeightsChoice;
-use convscope_core::session::{ActivationData, ImageInput, Payload, Request, Retention, WorkerHandle};
+use convscope_core::engine::batch::BatchKind;
+use convscope_core::engine::{GradientSettings, WeightsChoice};
+use convscope_core::executor::{GradientMode, Objective};
+use convscope_core::session::{ActivationData, GradientFlow, ImageInput, Payload, Request, Retention, WorkerHandle};
 use convscope_core::zoo;
 use tch::Device;
 
@@ -69,8 +71,65 @@ fn keeping_only_the_viewed_layer_shows_the_same_numbers() {
     }
 
     // The gradients view then keeps nothing either, and the layer view still answers.
-    let gradients = Request::Gradients { disabled, target: None, retention: Retention::ViewedLayer };
+    let gradients = Request::Gradients {
+        disabled,
+        target: None,
+        retention: Retention::ViewedLayer,
+        settings: GradientSettings::default(),
+    };
     assert!(matches!(ask(&mut worker, gradients), Ok(Payload::Gradients(_))));
     let again = activation(&mut worker, nodes[3]).unwrap();
     assert!(again.values == every.1[3].values);
+}
+
+fn gradients(worker: &mut WorkerHandle, disabled: Vec<usize>, settings: GradientSettings) -> GradientFlow {
+    let request = Request::Gradients { disabled, target: None, retention: Retention::EveryLayer, settings };
+    match ask(worker, request) {
+        Ok(Payload::Gradients(flow)) => *flow,
+        other => panic!("a gradients request answered {other:?}"),
+    }
+}
+
+/// A gradient flow says which mode, batch and objective it ran with, the defaults for random
+/// weights being a training step on a batch of digits; the batch is built once for an image;
+/// and the layer view keeps showing the image as the network predicts it.
+#[test]
+fn gradients_run_in_the_mode_asked_and_say_which() {
+    let spec = zoo::find("resnet20").unwrap();
+    let graph = spec.graph();
+    let mut worker = WorkerHandle::spawn(|| {}).unwrap();
+    let load = Request::Load { spec: Box::new(spec), weights: WeightsChoice::Random { seed: 1 }, device: Device::Cpu };
+    let Ok(Payload::Loaded(loaded)) = ask(&mut worker, load) else { panic!("no model") };
+    assert_eq!(loaded.gradient_mode, GradientMode::TrainingStep, "random weights take a training step");
+    let image = ImageInput::Path(convscope_core::paths::asset("chelsea.png"));
+    let classify = Request::Classify { image, disabled: Vec::new(), retention: Retention::EveryLayer };
+    assert!(matches!(ask(&mut worker, classify), Ok(Payload::Predicted(_))));
+    let node = graph.node_id("layer2.0.conv1").unwrap();
+    let shown = activation(&mut worker, node).unwrap();
+
+    let flow = gradients(&mut worker, Vec::new(), GradientSettings::default());
+    assert_eq!(flow.settings.options.mode, GradientMode::TrainingStep);
+    assert_eq!(flow.settings.options.objective, Objective::CrossEntropy);
+    assert_eq!(flow.batch.kind, BatchKind::Dataset);
+    assert_eq!((flow.batch.counts.image, flow.batch.counts.digits), (1, 127), "{}", flow.batch.description);
+    assert!(flow.timings.preprocess_ms.is_some(), "the batch was built");
+    assert!(!flow.saturated && flow.node_norms.iter().flatten().all(|n| n.is_finite() && *n > 0.0));
+    assert!(activation(&mut worker, node).unwrap().values == shown.values, "the layer view shows the prediction's run");
+
+    let all = graph.resolve_residuals(&["all".into()]).unwrap();
+    let off = gradients(&mut worker, all, GradientSettings::default());
+    assert!(off.timings.preprocess_ms.is_none(), "switching shortcuts builds no new batch");
+    assert_eq!(off.batch, flow.batch);
+    let first = graph.node_id("conv1").unwrap();
+    assert_ne!(off.param_norms[first], flow.param_norms[first], "the shortcuts change a training step's gradient");
+
+    let inference = GradientSettings { mode: Some(GradientMode::Inference), ..GradientSettings::default() };
+    let flow = gradients(&mut worker, Vec::new(), inference);
+    assert_eq!((flow.settings.options.mode, flow.batch.kind), (GradientMode::Inference, BatchKind::Image));
+    assert_eq!(flow.batch.counts.total(), 1);
+    let logit = GradientSettings { objective: Objective::Logit, batch: Some(BatchKind::Image), ..inference };
+    let flow = gradients(&mut worker, Vec::new(), logit);
+    assert_eq!(flow.settings.options.objective, Objective::Logit);
+    let output = graph.output;
+    assert!((flow.node_norms[output].unwrap() - 1.0).abs() < 1e-6, "∂logit/∂logits is one-hot");
 }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use tch::Device;
 
-use crate::engine::{Prediction, WeightsChoice};
+use crate::engine::batch::BatchSummary;
+use crate::engine::{GradientSettings, Prediction, ResolvedGradientSettings, WeightsChoice};
+use crate::executor::GradientMode;
 use crate::graph::NodeId;
 use crate::zoo::ArchSpec;
 
@@ -53,8 +55,9 @@ pub enum Request {
     Device(Device),
     /// Decodes, preprocesses and runs an image, keeping outputs for the layer view as asked.
     Classify { image: ImageInput, disabled: Vec<NodeId>, retention: Retention },
-    /// Forward + backward on the current image: gradient norms along depth.
-    Gradients { disabled: Vec<NodeId>, target: Option<i64>, retention: Retention },
+    /// Forward + backward on the current image (alone or in a batch, as `settings` say; their
+    /// `None`s take the defaults for the loaded weights): gradient norms along depth.
+    Gradients { disabled: Vec<NodeId>, target: Option<i64>, retention: Retention, settings: GradientSettings },
     /// One node's output from the last run.
     Activation { node: NodeId },
 }
@@ -108,6 +111,8 @@ pub struct Timings {
 pub struct Loaded {
     pub id: &'static str,
     pub origin: String,
+    /// The gradient mode these weights take by default (`engine::default_gradient_mode`).
+    pub gradient_mode: GradientMode,
     pub warnings: Vec<String>,
     pub device: Device,
     pub load_ms: f64,
@@ -136,14 +141,27 @@ pub struct GradientFlow {
     pub disabled: Vec<NodeId>,
     /// The class asked for, `None` for the prediction.
     pub requested_target: Option<i64>,
-    /// The class whose loss was differentiated.
+    /// The class differentiated for, for the image.
     pub target: i64,
+    /// The cross-entropy over the batch, whatever the objective.
     pub loss: f64,
-    /// Per node, in execution order.
+    /// The targets' logits averaged over the batch, whatever the objective.
+    pub logit: f64,
+    /// The mode, objective and batch the pass ran with, defaults resolved.
+    pub settings: ResolvedGradientSettings,
+    /// Which batch it ran on: a sentence and counts.
+    pub batch: BatchSummary,
+    /// The cross-entropy's gradient underflowed to exactly zero everywhere (a saturated
+    /// softmax): the curve says nothing, and `Objective::Logit` would.
+    pub saturated: bool,
+    /// Per node, in execution order: the norm over the whole batch.
     pub node_norms: Vec<Option<f64>>,
     /// Per node: the L2 norm over all its trainable parameters' gradients.
     pub param_norms: Vec<Option<f64>>,
+    /// The image's top classes in this pass (in a training step, with the batch's statistics).
     pub top5: Vec<Prediction>,
+    /// `preprocess_ms`: building the batch (`None`: it was kept from the last pass);
+    /// `backward_ms`: the forward and backward pass.
     pub timings: Timings,
     pub device: Device,
 }

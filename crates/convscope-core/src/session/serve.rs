@@ -9,11 +9,24 @@ use std::time::Instant;
 use tch::{Device, Kind, Tensor};
 
 use super::protocol::*;
-use crate::engine::{self, WeightsChoice};
-use crate::executor::{Layout, Model, RunOptions};
+use crate::engine::batch::{self, Batch, BatchImage, BatchKind};
+use crate::engine::{self, GradientSettings, WeightsChoice};
+use crate::executor::{GradientMode, Layout, Model, RunOptions, Targets};
 use crate::graph::NodeId;
 use crate::preprocess;
 use crate::zoo::ArchSpec;
+
+/// A decoded image kept for augmented crops is cut down to this on its longer side: crops of
+/// a 50-megapixel photo need not all be resampled from 50 megapixels.
+const KEPT_IMAGE_SIDE: u32 = 2048;
+
+/// What a batch was built for: the image is the one of the last classification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BatchKey {
+    kind: BatchKind,
+    size: usize,
+    target: Option<i64>,
+}
 
 /// Requests that have reached the worker and wait their turn, the newest of each kind only.
 struct Inbox<'a> {
@@ -86,6 +99,12 @@ pub(super) struct Worker {
     model_seq: u64,
     /// The preprocessed current image (`1×C×H×W`, on the CPU).
     input: Option<Tensor>,
+    /// The current image decoded, for the augmented crops of an ImageNet network's batch
+    /// (at most `KEPT_IMAGE_SIDE` on its longer side).
+    decoded: Option<image::DynamicImage>,
+    /// The batch of the last gradient pass, with what it was built for: switching a shortcut
+    /// builds no new one.
+    batch: Option<(BatchKey, Batch)>,
     /// The outputs kept from the last run (or, keeping only the viewed layer, the one last
     /// shown), for the layer view.
     outputs: Vec<Option<Tensor>>,
@@ -169,9 +188,9 @@ impl Worker {
                     .map_err(|message| ReplyError { message, image: Some(image.name()) })?;
                 Payload::Predicted(Box::new(predicted))
             }
-            Request::Gradients { disabled, target, retention } => {
+            Request::Gradients { disabled, target, retention, settings } => {
                 let interrupt = || inbox.should_yield(RequestKind::Gradients);
-                match self.gradients(&disabled, target, retention, &interrupt).map_err(plain)? {
+                match self.gradients(&disabled, target, retention, &settings, &interrupt).map_err(plain)? {
                     Some(flow) => Payload::Gradients(Box::new(flow)),
                     None => return Ok(None),
                 }
@@ -195,12 +214,20 @@ impl Worker {
     fn load(&mut self, spec: ArchSpec, weights: &WeightsChoice, device: Device) -> Result<Payload, ReplyError> {
         let start = Instant::now();
         let (model, warnings) = engine::load_model(&spec, weights, device).map_err(plain)?;
-        let loaded =
-            Loaded { id: spec.id, origin: model.origin().to_string(), warnings, device, load_ms: elapsed_ms(start) };
+        let loaded = Loaded {
+            id: spec.id,
+            origin: model.origin().to_string(),
+            gradient_mode: engine::default_gradient_mode(model.origin()),
+            warnings,
+            device,
+            load_ms: elapsed_ms(start),
+        };
         // Only now does the previous model go: it served every request until here.
         self.model = Some(model);
         self.spec = Some(spec);
         self.input = None;
+        self.decoded = None;
+        self.batch = None;
         self.outputs.clear();
         Ok(Payload::Loaded(loaded))
     }
@@ -255,7 +282,17 @@ impl Worker {
             },
             device: model.device(),
         };
+        // Only an ImageNet network's batch takes crops of the image.
+        let crops_of_image = matches!(spec.preprocess, preprocess::Preprocess::ImageNet { .. });
+        self.decoded = crops_of_image.then(|| {
+            if decoded.width().max(decoded.height()) > KEPT_IMAGE_SIDE {
+                decoded.resize(KEPT_IMAGE_SIDE, KEPT_IMAGE_SIDE, image::imageops::FilterType::Triangle)
+            } else {
+                decoded
+            }
+        });
         self.input = Some(input);
+        self.batch = None;
         self.outputs = outputs;
         self.disabled = disabled.to_vec();
         self.retention = retention;
@@ -268,15 +305,31 @@ impl Worker {
         disabled: &[NodeId],
         target: Option<i64>,
         retention: Retention,
+        settings: &GradientSettings,
         interrupt: &dyn Fn() -> bool,
     ) -> Result<Option<GradientFlow>, String> {
         let (spec, model) = self.loaded()?;
         let input = self.input.as_ref().ok_or("open an image first: gradients are taken for an image")?;
+        let settings = settings.resolve(spec, model);
+        let key = BatchKey { kind: settings.batch, size: settings.batch_size, target };
+        let mut preprocess_ms = None;
+        if self.batch.as_ref().is_none_or(|(kept, _)| *kept != key) {
+            let start = Instant::now();
+            let image = BatchImage { input, decoded: self.decoded.as_ref() };
+            let built =
+                batch::build(spec, &image, settings.batch, settings.batch_size, target).map_err(|e| e.to_string())?;
+            self.batch = Some((key, built));
+            preprocess_ms = Some(elapsed_ms(start));
+        }
+        let (spec, model) = self.loaded()?;
+        let Some((_, built)) = self.batch.as_ref() else { return Err("the batch was not built".into()) };
         let graph = model.graph();
         let options = RunOptions { disabled_residuals: disabled.to_vec(), ..RunOptions::default() };
+        let targets = Targets::PerSample(built.targets.clone());
         let start = Instant::now();
-        let Some(report) =
-            model.gradients_interruptible(input, target, &options, interrupt).map_err(|e| e.to_string())?
+        let Some(report) = model
+            .gradient_pass(&built.input, &targets, &options, &settings.options, interrupt)
+            .map_err(|e| e.to_string())?
         else {
             return Ok(None);
         };
@@ -289,23 +342,39 @@ impl Worker {
             }
         }
         let top5 = engine::top_k(&report.logits, spec.labels, 5).map_err(|e| e.to_string())?;
+        // The layer view shows the image as the network predicts it, with these switches: the
+        // pass's own outputs where they are exactly that (inference on the image alone), else
+        // a capture of the image, made only when the switches changed.
+        let image_alone = settings.options.mode == GradientMode::Inference && built.summary.counts.total() == 1;
+        let outputs = match retention {
+            Retention::ViewedLayer => Vec::new(),
+            Retention::EveryLayer if image_alone => report.outputs,
+            Retention::EveryLayer
+                if self.retention == Retention::EveryLayer && self.disabled == disabled && !self.outputs.is_empty() =>
+            {
+                self.outputs.iter().map(|o| o.as_ref().map(Tensor::shallow_clone)).collect()
+            }
+            Retention::EveryLayer => {
+                model.forward_capture(input, &shown_run(disabled)).map_err(|e| e.to_string())?.outputs
+            }
+        };
         let flow = GradientFlow {
             arch: spec.id,
             disabled: disabled.to_vec(),
             requested_target: target,
             target: report.targets.first().copied().unwrap_or(0),
             loss: report.loss,
+            logit: report.logit,
+            settings,
+            batch: built.summary.clone(),
+            saturated: report.saturated,
             node_norms: report.node_grad_norms,
             param_norms: squared.into_iter().map(|s| s.map(f64::sqrt)).collect(),
             top5,
-            timings: Timings { backward_ms: Some(backward_ms), ..Timings::default() },
+            timings: Timings { preprocess_ms, backward_ms: Some(backward_ms), ..Timings::default() },
             device: model.device(),
         };
-        // The layer view now shows the network as switched.
-        self.outputs = match retention {
-            Retention::EveryLayer => report.outputs,
-            Retention::ViewedLayer => Vec::new(),
-        };
+        self.outputs = outputs;
         self.disabled = disabled.to_vec();
         self.retention = retention;
         Ok(Some(flow))

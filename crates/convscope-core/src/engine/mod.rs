@@ -1,15 +1,21 @@
 //! What the CLI, the GUI and the tests share above the executor: choosing a device,
-//! finding and loading weights, turning an image into a prediction.
+//! finding and loading weights, turning an image into a prediction, and the gradient flow's
+//! settings with their defaults (the batch it runs on is built in `batch`).
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use tch::{Device, Tensor};
 
+pub mod batch;
+
 use crate::error::{Error, Result, TorchContext};
-use crate::executor::Model;
+use crate::executor::{
+    GradientMode, GradientOptions, GradientReport, Model, Objective, RunOptions, Targets, WeightsOrigin,
+};
 use crate::preprocess;
 use crate::zoo::{ArchSpec, Labels};
+use batch::{BatchImage, BatchKind, BatchSummary};
 
 /// The seed of a model's random initialisation when none is given.
 pub const DEFAULT_SEED: i64 = 0;
@@ -126,4 +132,83 @@ pub fn top_k(logits: &Tensor, labels: Labels, k: i64) -> Result<Vec<Prediction>>
         .zip(values)
         .map(|(class, probability)| Prediction { class, label: labels.name(class), probability })
         .collect())
+}
+
+/// A gradient flow as a face asks for it; `None` leaves the choice to the default for the
+/// loaded weights and architecture (`GradientSettings::resolve`, the one place that decides).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct GradientSettings {
+    pub mode: Option<GradientMode>,
+    pub batch: Option<BatchKind>,
+    pub objective: Objective,
+    /// In a training step, dropout and stochastic depth drop at random.
+    pub dropout: bool,
+    /// The largest batch (`None`: `batch::default_batch_size`).
+    pub batch_size: Option<usize>,
+}
+
+/// The mode a gradient flow takes when none is asked for: a training step on random weights,
+/// whose untrained running statistics would make the inference mode's gradient an artefact of
+/// depth; inference on weights from a file, trained ones, where "how does this prediction
+/// depend on each layer" is the question.
+pub fn default_gradient_mode(origin: &WeightsOrigin) -> GradientMode {
+    match origin {
+        WeightsOrigin::Random { .. } => GradientMode::TrainingStep,
+        WeightsOrigin::File(_) => GradientMode::Inference,
+    }
+}
+
+/// The batch a mode takes when none is asked for: a training step's batch statistics want a
+/// batch of data; an inference pass asks about the image alone.
+pub fn default_batch(mode: GradientMode) -> BatchKind {
+    match mode {
+        GradientMode::Inference => BatchKind::Image,
+        GradientMode::TrainingStep => BatchKind::Dataset,
+    }
+}
+
+/// Gradient settings with every choice made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct ResolvedGradientSettings {
+    pub options: GradientOptions,
+    pub batch: BatchKind,
+    pub batch_size: usize,
+}
+
+impl GradientSettings {
+    /// The settings for `model` (built from `spec`), defaults filled in.
+    pub fn resolve(&self, spec: &ArchSpec, model: &Model) -> ResolvedGradientSettings {
+        let mode = self.mode.unwrap_or_else(|| default_gradient_mode(model.origin()));
+        ResolvedGradientSettings {
+            options: GradientOptions { mode, objective: self.objective, dropout: self.dropout },
+            batch: self.batch.unwrap_or_else(|| default_batch(mode)),
+            batch_size: self.batch_size.unwrap_or_else(|| batch::default_batch_size(spec, model.device())).max(1),
+        }
+    }
+}
+
+/// One gradient flow: what was differentiated, on which batch.
+pub struct GradientFlowReport {
+    pub report: GradientReport,
+    pub batch: BatchSummary,
+    pub settings: ResolvedGradientSettings,
+}
+
+/// Builds the batch `settings` ask for around `image` and runs the gradient pass on it; the
+/// image gets `target` (`None`: its prediction). `None` when `interrupt` stopped it.
+pub fn gradient_flow(
+    model: &Model,
+    spec: &ArchSpec,
+    image: &BatchImage,
+    settings: &ResolvedGradientSettings,
+    target: Option<i64>,
+    opts: &RunOptions,
+    interrupt: &dyn Fn() -> bool,
+) -> Result<Option<GradientFlowReport>> {
+    let built = batch::build(spec, image, settings.batch, settings.batch_size, target)?;
+    let targets = Targets::PerSample(built.targets);
+    let Some(report) = model.gradient_pass(&built.input, &targets, opts, &settings.options, interrupt)? else {
+        return Ok(None);
+    };
+    Ok(Some(GradientFlowReport { report, batch: built.summary, settings: *settings }))
 }
