@@ -11,6 +11,7 @@ use std::time::Duration;
 use tch::Device;
 
 use convscope_core::engine;
+use convscope_core::executor::GradientMode;
 use convscope_core::graph::{Graph, NodeId};
 use convscope_core::paths;
 use convscope_core::session::{self as worker, ImageInput, RequestKind, WorkerHandle};
@@ -74,6 +75,8 @@ pub struct LoadedModel {
     pub origin: String,
     pub device: Device,
     pub residuals: gradients::ResidualGroups,
+    /// The gradient mode these weights take unless the user picks one.
+    pub default_gradient_mode: GradientMode,
 }
 
 /// Everything not saved: the worker, the views with their own state, work under way.

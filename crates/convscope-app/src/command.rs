@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 
-use convscope_core::engine::{self, WeightsChoice};
+use convscope_core::engine::{self, GradientSettings, WeightsChoice};
 use convscope_core::graph::NodeId;
 use convscope_core::session::{ImageInput, Request, RequestKind, Retention};
 
@@ -32,6 +32,8 @@ pub enum Command {
     TogglePlay,
     SetResiduals(BTreeSet<NodeId>),
     SetTarget(Option<i64>),
+    /// The gradient pass's mode, batch and objective (`None` fields: the loaded weights' defaults).
+    SetGradientSettings(GradientSettings),
     SetTheme(ThemeChoice),
     /// Keeps every layer's output, or only the one on show, and runs the image again.
     SetRetention(Retention),
@@ -165,6 +167,10 @@ impl App {
                 rt.gradients.target = target;
                 self.request_gradients();
             }
+            Command::SetGradientSettings(settings) => {
+                rt.gradients.settings = settings;
+                self.request_gradients();
+            }
             Command::SetTheme(theme) => {
                 self.settings.theme = theme;
                 // The context is reached through the next frame; see `ui`.
@@ -248,7 +254,8 @@ impl App {
         if self.settings.show_gradients && self.runtime.prediction.shown.is_some() {
             let (disabled, target, retention) =
                 (self.disabled(), self.runtime.gradients.target, self.settings.retention);
-            self.runtime.worker.send(Request::Gradients { disabled, target, retention });
+            let settings = self.runtime.gradients.settings;
+            self.runtime.worker.send(Request::Gradients { disabled, target, retention, settings });
         }
     }
 

@@ -1,12 +1,16 @@
 //! Gradient flow: the norm of ∂loss/∂output at every node along depth (log scale) and of
 //! ∂loss/∂parameters per layer, for the current image and target; residual switches by
-//! all, stage or block, with the curve before the last switch kept as a ghost.
+//! all, stage or block, with the curve before the last switch kept as a ghost; the mode
+//! (inference, or a training step on a batch), the batch and the objective, each in words.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crate::prediction::Classification;
 use crate::{Command, LoadedModel, theme};
+use convscope_core::engine::GradientSettings;
+use convscope_core::engine::batch::BatchKind;
+use convscope_core::executor::{GradientMode, Objective};
 use convscope_core::graph::{BlockKind, Graph, NodeId};
 use convscope_core::session::GradientFlow;
 
@@ -64,6 +68,8 @@ pub struct GradientView {
     pub target: Option<i64>,
     /// Residual merges switched off.
     pub disabled: BTreeSet<NodeId>,
+    /// Mode, batch and objective as asked (defaults for the loaded weights where `None`).
+    pub settings: GradientSettings,
 }
 
 impl GradientView {
@@ -100,8 +106,9 @@ impl GradientView {
             target_ui(ui, view, prediction.map(|p| p.top5.as_slice()).unwrap_or(&[]), commands);
             if let Some(flow) = &view.current {
                 ui.weak(format!(
-                    "loss {:.4} for class {} · {} shortcut(s) off",
+                    "loss {:.4}, logit {:.3} for class {} · {} shortcut(s) off",
                     flow.loss,
+                    flow.logit,
                     flow.target,
                     flow.disabled.len()
                 ));
@@ -115,12 +122,19 @@ impl GradientView {
                 commands.push(Command::ExportGradients);
             }
         });
+        mode_ui(ui, view, model.default_gradient_mode, commands);
         if !model.residuals.all.is_empty() {
             residual_switches_ui(ui, &model.residuals, &view.disabled, commands);
         }
         let Some(current) = &view.current else {
             ui.weak(if prediction.is_some() { "computing…" } else { "Open an image to see its gradients." });
             return;
+        };
+        what_was_differentiated_ui(ui, current, view.settings, commands);
+        // ∂L for the loss, ∂z for the target's logit.
+        let of = match current.settings.options.objective {
+            Objective::CrossEntropy => "L",
+            Objective::Logit => "z",
         };
         let names = Arc::clone(&graph);
         let response = egui_plot::Plot::new("gradient_flow")
@@ -149,10 +163,11 @@ impl GradientView {
                     );
                 }
                 plot.line(
-                    egui_plot::Line::new("|∂L/∂output| per node", log_points(&current.node_norms)).color(theme::ACCENT),
+                    egui_plot::Line::new(format!("|∂{of}/∂output| per node"), log_points(&current.node_norms))
+                        .color(theme::ACCENT),
                 );
                 plot.points(
-                    egui_plot::Points::new("|∂L/∂θ| per layer", log_points(&current.param_norms))
+                    egui_plot::Points::new(format!("|∂{of}/∂θ| per layer"), log_points(&current.param_norms))
                         .color(theme::SECONDARY)
                         .radius(2.0),
                 );
@@ -197,6 +212,81 @@ pub fn log_points(norms: &[Option<f64>]) -> Vec<[f64; 2]> {
         .enumerate()
         .filter_map(|(i, n)| n.filter(|&n| n > 0.0 && n.is_finite()).map(|n| [i as f64, n.log10()]))
         .collect()
+}
+
+/// The mode switch beside the shortcut switches, the batch and the objective; each says in
+/// words what it means when hovered.
+fn mode_ui(ui: &mut egui::Ui, view: &GradientView, default_mode: GradientMode, commands: &mut Vec<Command>) {
+    let settings = view.settings;
+    let mode = settings.mode.unwrap_or(default_mode);
+    let shown_batch = view.current.as_ref().map(|flow| flow.settings.batch);
+    let ask = |commands: &mut Vec<Command>, settings: GradientSettings| {
+        commands.push(Command::SetGradientSettings(settings));
+    };
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Mode:");
+        for candidate in GradientMode::ALL {
+            let text = if candidate == default_mode {
+                format!("{} (default for these weights)", candidate.label())
+            } else {
+                candidate.label().to_owned()
+            };
+            let response = ui.selectable_label(mode == candidate, text).on_hover_text(candidate.meaning());
+            if response.clicked() && mode != candidate {
+                // A new mode takes its own default batch.
+                ask(commands, GradientSettings { mode: Some(candidate), batch: None, ..settings });
+            }
+        }
+        ui.separator();
+        let batch = settings.batch.or(shown_batch);
+        egui::ComboBox::from_label("batch")
+            .selected_text(batch.map_or("default", BatchKind::label))
+            .show_ui(ui, |ui| {
+                for candidate in BatchKind::ALL {
+                    if ui.selectable_label(batch == Some(candidate), candidate.label()).clicked() {
+                        ask(commands, GradientSettings { batch: Some(candidate), ..settings });
+                    }
+                }
+            })
+            .response
+            .on_hover_text(
+                "Batch statistics of one image are not those of training: a training step is taken on the image \
+                 among samples of the network's data.",
+            );
+        ui.separator();
+        ui.label("Differentiate:");
+        for objective in [Objective::CrossEntropy, Objective::Logit] {
+            let response = ui.selectable_label(settings.objective == objective, objective.describe());
+            if response.clicked() && settings.objective != objective {
+                ask(commands, GradientSettings { objective, ..settings });
+            }
+        }
+    });
+}
+
+/// One line on what the curve is the gradient of; a loss that saturated says so, with the way out.
+fn what_was_differentiated_ui(
+    ui: &mut egui::Ui,
+    flow: &GradientFlow,
+    settings: GradientSettings,
+    commands: &mut Vec<Command>,
+) {
+    let options = flow.settings.options;
+    ui.weak(format!("{} · {} · on {}", options.mode.label(), options.objective.describe(), flow.batch.description))
+        .on_hover_text(options.mode.meaning());
+    if flow.saturated {
+        ui.horizontal_wrapped(|ui| {
+            ui.colored_label(
+                theme::WARNING,
+                "The loss saturated: the softmax is so sure that every gradient is exactly 0, and this curve shows \
+                 nothing.",
+            );
+            if ui.button("Differentiate the target's logit instead").clicked() {
+                commands
+                    .push(Command::SetGradientSettings(GradientSettings { objective: Objective::Logit, ..settings }));
+            }
+        });
+    }
 }
 
 fn target_ui(
@@ -278,6 +368,8 @@ fn residual_switches_ui(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use convscope_core::engine::ResolvedGradientSettings;
+    use convscope_core::engine::batch::{BatchCounts, BatchSummary};
 
     #[test]
     fn csv_has_a_row_per_node_and_blank_cells_for_missing_norms() {
@@ -291,6 +383,14 @@ mod tests {
             requested_target: None,
             target: 3,
             loss: 1.0,
+            logit: 0.5,
+            settings: ResolvedGradientSettings { options: Default::default(), batch: BatchKind::Image, batch_size: 1 },
+            batch: BatchSummary {
+                kind: BatchKind::Image,
+                counts: BatchCounts { image: 1, photos: 0, crops: 0, digits: 0 },
+                description: "the image alone".into(),
+            },
+            saturated: false,
             node_norms,
             param_norms: vec![None; n],
             top5: Vec::new(),

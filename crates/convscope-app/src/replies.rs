@@ -72,8 +72,15 @@ impl App {
                 rt.prediction.shown = None;
                 rt.message = (!loaded.warnings.is_empty())
                     .then(|| Message { text: loaded.warnings.join("\n"), is_error: false });
-                rt.model =
-                    Some(LoadedModel { spec, graph, shapes, origin: loaded.origin, device: loaded.device, residuals });
+                rt.model = Some(LoadedModel {
+                    spec,
+                    graph,
+                    shapes,
+                    origin: loaded.origin,
+                    device: loaded.device,
+                    residuals,
+                    default_gradient_mode: loaded.gradient_mode,
+                });
                 let image = rt.pending_image.take().or_else(|| rt.image.clone());
                 if let Some(image) = image {
                     self.classify(image);

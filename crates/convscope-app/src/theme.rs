@@ -16,6 +16,8 @@ pub const HIGHLIGHT: Color32 = Color32::from_rgb(0xf2, 0xc9, 0x4c);
 /// A residual shortcut switched off.
 pub const SKIP_OFF: Color32 = Color32::from_rgb(0xd0, 0x3c, 0x3c);
 /// A residual shortcut in use.
+/// A warning in the text: a result that means nothing (a saturated loss).
+pub const WARNING: Color32 = Color32::from_rgb(0xe0, 0x8a, 0x2c);
 pub const SKIP_ON: Color32 = Color32::from_rgb(0x4c, 0xa8, 0x6a);
 /// Where a file may be dropped.
 pub const DROP_OVERLAY: Color32 = Color32::from_rgba_premultiplied(0x20, 0x40, 0x70, 0xb0);

@@ -191,6 +191,7 @@ impl Driver {
                         disabled: Vec::new(),
                         target: None,
                         retention: Retention::EveryLayer,
+                        settings: Default::default(),
                     });
                 }
                 Ok(Payload::Gradients(flow)) => self.gradients_for = Some(flow.arch),
@@ -273,14 +274,24 @@ fn a_switch_during_a_gradient_pass_is_served_first() {
     driver.settle();
     assert_eq!(driver.gradients_for, Some("resnet50"), "the prediction's gradients ran");
     let start = Instant::now();
-    driver.send(Request::Gradients { disabled: Vec::new(), target: None, retention: Retention::EveryLayer });
+    driver.send(Request::Gradients {
+        disabled: Vec::new(),
+        target: None,
+        retention: Retention::EveryLayer,
+        settings: Default::default(),
+    });
     driver.settle();
     let full_pass = start.elapsed();
 
     // A device move sent while the pass runs is answered first; the pass, put back behind
     // it, then runs on the moved model.
     driver.gradients_for = None;
-    driver.send(Request::Gradients { disabled: Vec::new(), target: None, retention: Retention::EveryLayer });
+    driver.send(Request::Gradients {
+        disabled: Vec::new(),
+        target: None,
+        retention: Retention::EveryLayer,
+        settings: Default::default(),
+    });
     driver.send(Request::Device(Device::Cpu));
     let order: Vec<(RequestKind, bool)> = driver.settle().iter().map(|r| (r.kind, r.result.is_ok())).collect();
     assert_eq!(
@@ -293,7 +304,12 @@ fn a_switch_during_a_gradient_pass_is_served_first() {
     // A new architecture sent while the pass runs is loaded without waiting for it; the pass,
     // about a model that is gone, is dropped without an answer or an error. (The driver then
     // runs the image on the new model, with its own gradients, as the app does.)
-    driver.send(Request::Gradients { disabled: Vec::new(), target: None, retention: Retention::EveryLayer });
+    driver.send(Request::Gradients {
+        disabled: Vec::new(),
+        target: None,
+        retention: Retention::EveryLayer,
+        settings: Default::default(),
+    });
     let sent = Instant::now();
     driver.load(zoo::find("lenet5").expect("lenet5"));
     let mut loaded_after = None;
