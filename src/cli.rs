@@ -338,7 +338,9 @@ fn summary(arch: &str, input: Option<&str>, json: bool) -> Result<()> {
     let trainable = report.total_params();
     writeln!(out, "total parameters: {}", grouped(trainable))?;
     writeln!(out, "total MACs: {} ({})", grouped(report.total_macs()), human(report.total_macs()))?;
-    if report.aux_macs() > 0 {
+    if let Some(reason) = &report.aux_error {
+        writeln!(out, "auxiliary classifiers (training only): cannot take this input ({reason})")?;
+    } else if report.aux_macs() > 0 {
         writeln!(out, "auxiliary classifiers (training only): {} MACs more", grouped(report.aux_macs()))?;
     }
     writeln!(out, "parameter size: {:.2} MB (float32)", trainable as f64 * 4.0 / 1e6)?;

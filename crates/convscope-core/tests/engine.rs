@@ -252,3 +252,18 @@ fn an_interrupted_gradient_pass_stops_where_asked_and_changes_nothing() {
     assert!(model.params().iter().all(|p| !p.grad().defined()));
     assert_eq!(model.gradients(&x, None, &opts).unwrap().loss, whole.loss);
 }
+
+#[test]
+fn an_input_too_small_for_the_auxiliary_classifiers_alone_runs_outside_training() {
+    // torchvision's Inception v3 takes 171×171 in eval mode, which skips AuxLogits, whose 5×5
+    // convolution would see a 2×2 map; in training it fails. So here.
+    let model = model("inception_v3");
+    let x = Tensor::randn([1, 3, 171, 171], (Kind::Float, Device::Cpu));
+    let logits = model.forward(&x, &RunOptions::default()).unwrap();
+    assert_eq!(logits.size(), vec![1, 1000]);
+    let report = model.graph().infer_shapes(171, 171).unwrap();
+    assert!(report.aux_error.as_deref().is_some_and(|e| e.contains("AuxLogits")), "{:?}", report.aux_error);
+    let training = RunOptions { train: true, ..RunOptions::default() };
+    let err = model.forward_with_grad(&x, &training).unwrap_err().to_string();
+    assert!(err.contains("auxiliary classifiers") && err.contains("AuxLogits"), "{err}");
+}

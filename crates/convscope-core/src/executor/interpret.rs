@@ -22,7 +22,7 @@ impl Model {
         interrupt: &dyn Fn() -> bool,
     ) -> Result<Option<Vec<Option<Tensor>>>> {
         let fast_convs = plan.fast_convs;
-        self.check_input(input)?;
+        self.check_input_for(input, plan.behaviour.auxiliary)?;
         let input = input
             .f_to_device_(self.device, Kind::Float, false, false)
             .and_then(|t| if fast_convs.is_some() { channels_last(t) } else { Ok(t) })

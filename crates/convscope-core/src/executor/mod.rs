@@ -423,6 +423,13 @@ impl Model {
     /// Checks an `N×C×H×W` input against the graph before any libtorch call, so a wrong
     /// size is reported with the node it breaks rather than a libtorch message.
     pub fn check_input(&self, input: &Tensor) -> Result<()> {
+        self.check_input_for(input, false)
+    }
+
+    /// `check_input` for a run that does (`auxiliary`) or does not run the auxiliary
+    /// classifiers: outside training they are skipped, as the reference skips them, so an
+    /// input too small for them alone is fine.
+    pub(super) fn check_input_for(&self, input: &Tensor, auxiliary: bool) -> Result<()> {
         let size = input.size();
         let &[_, c, h, w] = size.as_slice() else {
             return Err(Error::Input(format!("expected an N×C×H×W tensor, got shape {size:?}")));
@@ -431,7 +438,13 @@ impl Model {
         if c != channels {
             return Err(Error::Input(format!("{} takes {channels} input channels, got {c}", self.graph.arch)));
         }
-        self.graph.infer_shapes(h, w).map(|_| ())
+        let report = self.graph.infer_shapes(h, w)?;
+        match report.aux_error {
+            Some(reason) if auxiliary => Err(Error::Input(format!(
+                "the auxiliary classifiers, which run in training, need a larger input: {reason}"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// Per node, whether `opts` switches its residual shortcut off (ids past the graph, from
