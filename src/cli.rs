@@ -11,7 +11,7 @@ use tch::Tensor;
 
 use convscope_core::engine::batch::{BatchImage, BatchKind};
 use convscope_core::engine::{self, GradientSettings, Prediction, WeightsChoice};
-use convscope_core::executor::{GradientMode, Layout, Model, Objective, RunOptions};
+use convscope_core::executor::{GradientMode, Layout, Model, Objective, RunOptions, Targets};
 use convscope_core::export::{self, Contents};
 use convscope_core::format::{grouped, human_count};
 use convscope_core::manifest::Manifest;
@@ -422,7 +422,8 @@ fn export(arch: &str, input: &InputArgs, out: &Path, args: &ModelArgs, run: &Run
     let (spec, model) = load(arch, args)?;
     let x = read_input(&spec, input)?;
     let opts = run_options(&model, run)?;
-    let contents = if grads { Contents::WithGradients { target: run.target } } else { Contents::Outputs };
+    let contents =
+        if grads { Contents::WithGradients { targets: Targets::All(run.target) } } else { Contents::Outputs };
     let named = export::named_tensors(&model, &x, &opts, contents)?;
     Tensor::write_safetensors(&named, out).with_context(|| format!("writing {}", out.display()))?;
     eprintln!("wrote {} tensors of {} ({}) to {}", named.len(), spec.id, model.origin(), out.display());

@@ -4,16 +4,17 @@
 use tch::Tensor;
 
 use crate::error::{Result, TorchContext};
-use crate::executor::{Model, RunOptions};
+use crate::executor::{GradientOptions, Model, RunOptions, Targets};
 
 /// What an export holds beside the outputs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Contents {
     /// Every node's output and the logits.
     Outputs,
     /// Also `grad_norm.<node>`, `param_grad_norm.<key>` and `target`, from one backward pass
-    /// of the cross-entropy for `target` (default: each sample's predicted class).
-    WithGradients { target: Option<i64> },
+    /// in inference mode of the cross-entropy for `targets` (`None`: a sample's predicted
+    /// class).
+    WithGradients { targets: Targets },
 }
 
 /// Runs `input` through `model` and names every tensor of the run: `<node>` for each node's
@@ -27,8 +28,11 @@ pub fn named_tensors(
     let graph = model.graph().clone();
     let mut named: Vec<(String, Tensor)> = Vec::new();
     let (outputs, logits) = match contents {
-        Contents::WithGradients { target } => {
-            let report = model.gradients(input, target, opts)?;
+        Contents::WithGradients { targets } => {
+            let pass = GradientOptions::default();
+            let report = model
+                .gradient_pass(input, &targets, opts, &pass, &|| false)?
+                .ok_or_else(|| crate::Error::Input("the export was interrupted".into()))?;
             for (node, norm) in graph.nodes.iter().zip(&report.node_grad_norms) {
                 if let Some(norm) = norm {
                     named.push((format!("grad_norm.{}", node.name), Tensor::from(*norm as f32)));
