@@ -15,8 +15,23 @@ fn resnet18_matches_torchvision() {
 }
 
 #[test]
+fn resnet34_matches_torchvision() {
+    check_arch("resnet34");
+}
+
+#[test]
 fn resnet50_matches_torchvision() {
     check_arch("resnet50");
+}
+
+#[test]
+fn resnet101_matches_torchvision() {
+    check_arch("resnet101");
+}
+
+#[test]
+fn resnet152_matches_torchvision() {
+    check_arch("resnet152");
 }
 
 #[test]
@@ -25,6 +40,16 @@ fn resnet20_matches_its_pytorch_twin() {
 }
 
 #[test]
+fn resnet56_matches_its_pytorch_twin() {
+    check_arch("resnet56");
+}
+
+#[test]
 fn plain20_matches_its_pytorch_twin() {
     check_arch("plain20");
+}
+
+#[test]
+fn plain56_matches_its_pytorch_twin() {
+    check_arch("plain56");
 }

@@ -34,13 +34,73 @@ fn mobilenet_v1_matches_timm() {
 }
 
 #[test]
-fn mobilenet_v1_050_160_matches_timm() {
-    check_arch("mobilenet_v1_050_160");
+fn mobilenet_v1_100_192_matches_timm() {
+    check_arch("mobilenet_v1_100_192");
+}
+
+#[test]
+fn mobilenet_v1_100_160_matches_timm() {
+    check_arch("mobilenet_v1_100_160");
+}
+
+#[test]
+fn mobilenet_v1_100_128_matches_timm() {
+    check_arch("mobilenet_v1_100_128");
+}
+
+#[test]
+fn mobilenet_v1_075_224_matches_timm() {
+    check_arch("mobilenet_v1_075_224");
 }
 
 #[test]
 fn mobilenet_v1_075_192_matches_timm() {
     check_arch("mobilenet_v1_075_192");
+}
+
+#[test]
+fn mobilenet_v1_075_160_matches_timm() {
+    check_arch("mobilenet_v1_075_160");
+}
+
+#[test]
+fn mobilenet_v1_075_128_matches_timm() {
+    check_arch("mobilenet_v1_075_128");
+}
+
+#[test]
+fn mobilenet_v1_050_224_matches_timm() {
+    check_arch("mobilenet_v1_050_224");
+}
+
+#[test]
+fn mobilenet_v1_050_192_matches_timm() {
+    check_arch("mobilenet_v1_050_192");
+}
+
+#[test]
+fn mobilenet_v1_050_160_matches_timm() {
+    check_arch("mobilenet_v1_050_160");
+}
+
+#[test]
+fn mobilenet_v1_050_128_matches_timm() {
+    check_arch("mobilenet_v1_050_128");
+}
+
+#[test]
+fn mobilenet_v1_025_224_matches_timm() {
+    check_arch("mobilenet_v1_025_224");
+}
+
+#[test]
+fn mobilenet_v1_025_192_matches_timm() {
+    check_arch("mobilenet_v1_025_192");
+}
+
+#[test]
+fn mobilenet_v1_025_160_matches_timm() {
+    check_arch("mobilenet_v1_025_160");
 }
 
 #[test]

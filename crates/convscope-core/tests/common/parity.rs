@@ -2,22 +2,46 @@
 //! count, logits and every recorded intermediate output within rtol 1e-4 / atol 1e-4, and
 //! gradient norms within 1e-3 relative; with residuals on, and switched off.
 //!
-//! The reference side comes from tests/fixtures/make_fixtures.py; this side runs exactly
-//! what `convscope export --grads` runs (`export::named_tensors`).
+//! The reference side comes from tests/fixtures/make_fixtures.py (its docstring gives the
+//! format): weights of order one, batch norms calibrated on the input, logits of order one, and
+//! a loss target ranked in the middle of the logits, so that every gradient compared here is
+//! well above zero (this side checks that too). The big weight tensors are not stored but
+//! regenerated from their seed with the same libtorch, bit for bit (checked by their
+//! SHA-256). This side runs exactly what `convscope export --grads` runs
+//! (`export::named_tensors`) on a weights file holding the whole state dict.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use convscope_core::engine::{self, WeightsChoice};
-use convscope_core::executor::{Layout, RunOptions};
+use convscope_core::executor::{Layout, Model, RunOptions, Targets};
 use convscope_core::export::{self, Contents};
 use convscope_core::graph::Graph;
-use tch::{Device, Tensor};
+use sha2::{Digest, Sha256};
+use tch::{Device, Kind, Tensor};
 
 use super::{assert_close, fixture_dir, read, scalar};
 
-const RTOL: f64 = 1e-4;
-const ATOL: f64 = 1e-4;
-const GRAD_RTOL: f64 = 1e-3;
+/// Where a parity check runs and how close it must come.
+#[derive(Clone, Copy, Debug)]
+pub struct Check {
+    pub device: Device,
+    /// Outputs and logits: `|ours - theirs| <= atol + rtol * |theirs|`.
+    pub rtol: f64,
+    pub atol: f64,
+    /// Gradient norms, relative.
+    pub grad_rtol: f64,
+}
+
+impl Check {
+    /// The CPU: the reference's own kernels, 1e-4.
+    pub const CPU: Check = Check { device: Device::Cpu, rtol: 1e-4, atol: 1e-4, grad_rtol: 1e-3 };
+    /// `make test-cuda`: cuDNN's kernels sum in other orders than the CPU reference, 1e-3.
+    pub const CUDA: Check = Check { device: Device::Cuda(0), rtol: 1e-3, atol: 1e-3, grad_rtol: 1e-3 };
+}
+/// A reference gradient norm at or below this compares nothing worth having.
+const GRAD_FLOOR: f64 = 1e-6;
+/// The share of reference gradient norms that must be above the floor, per variant.
+const ABOVE_FLOOR: f64 = 0.9;
 
 /// Our export key for a reference module: the node of that name, or the block's output.
 fn our_key(graph: &Graph, module: &str) -> Option<String> {
@@ -28,116 +52,236 @@ fn our_key(graph: &Graph, module: &str) -> Option<String> {
     graph.block_output(block).map(|id| graph.nodes[id].name.clone())
 }
 
-/// What `convscope export --grads [--no-skip all]` writes for the fixture's weights and input.
-fn export(arch: &str, no_skip: bool) -> HashMap<String, Tensor> {
-    let dir = fixture_dir(arch);
-    let spec = convscope_core::zoo::find(arch).unwrap();
-    let weights = WeightsChoice::File(dir.join("weights.safetensors"));
-    let (model, _) = engine::load_model(&spec, &weights, Device::Cpu).unwrap();
-    let input = engine::tensor_input(&dir.join("input.safetensors")).unwrap();
-    let disabled_residuals =
-        if no_skip { model.graph().resolve_residuals(&["all".into()]).unwrap() } else { Vec::new() };
-    let opts = RunOptions { disabled_residuals, ..RunOptions::default() };
-    let contents = Contents::WithGradients { target: None };
-    export::named_tensors(&model, &input, &opts, contents).unwrap().into_iter().collect()
+/// One architecture's fixture, with its whole state dict written where `--weights` can read it.
+struct Fixture {
+    meta: serde_json::Value,
+    /// Every key of the reference's state dict.
+    keys: BTreeSet<String>,
+    weights: tempfile::TempPath,
+    input: Tensor,
+    reference: HashMap<String, Tensor>,
 }
 
+impl Fixture {
+    fn load(arch: &str) -> Self {
+        let dir = fixture_dir(arch);
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+        let mut state: Vec<(String, Tensor)> = read(&dir.join("weights.safetensors")).into_iter().collect();
+        let generated = meta["generated"].as_object().expect("meta.json lists the generated tensors");
+        for (key, recipe) in generated {
+            let tensor = regenerate(recipe);
+            let expected = recipe["sha256"].as_str().unwrap();
+            assert_eq!(
+                sha256_of(&tensor),
+                expected,
+                "{arch}: {key} regenerated from its seed differs from the fixture's (make the fixtures again on this machine)"
+            );
+            state.push((key.clone(), tensor));
+        }
+        let keys = state.iter().map(|(k, _)| k.clone()).collect();
+        let weights = tempfile::Builder::new().suffix(".safetensors").tempfile().unwrap().into_temp_path();
+        Tensor::write_safetensors(&state, &weights).unwrap();
+        let input = engine::tensor_input(&dir.join("input.safetensors")).unwrap();
+        let reference = read(&dir.join("reference.safetensors"));
+        Self { meta, keys, weights, input, reference }
+    }
+
+    fn model(&self, arch: &str, device: Device) -> Model {
+        let spec = convscope_core::zoo::find(arch).unwrap();
+        engine::load_model(&spec, &WeightsChoice::File(self.weights.to_path_buf()), device).unwrap().0
+    }
+
+    /// The reference's loss target, per sample (the same with residuals off).
+    fn targets(&self, prefix: &str) -> Vec<i64> {
+        Vec::<i64>::try_from(&self.reference[&format!("{prefix}target")]).unwrap()
+    }
+}
+
+/// libtorch's default generator is one per process: tests running side by side must not
+/// reseed it between another's `manual_seed` and `randn`.
+static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// `torch.manual_seed(seed); torch.randn(shape) * std`, as make_fixtures.py generates it.
+fn regenerate(recipe: &serde_json::Value) -> Tensor {
+    let shape: Vec<i64> = recipe["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
+    let _only_us = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tch::manual_seed(recipe["seed"].as_i64().unwrap());
+    Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)) * recipe["std"].as_f64().unwrap()
+}
+
+/// The SHA-256 of a float32 tensor's little-endian bytes, in row-major order.
+fn sha256_of(tensor: &Tensor) -> String {
+    let values = Vec::<f32>::try_from(&tensor.contiguous().view([-1])).unwrap();
+    let mut hasher = Sha256::new();
+    for chunk in values.chunks(1 << 16) {
+        let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
+        hasher.update(&bytes);
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What `convscope export --grads [--no-skip all]` writes for the fixture's weights, input
+/// and targets.
+fn export(model: &Model, fixture: &Fixture, no_skip: bool, targets: Vec<i64>) -> HashMap<String, Tensor> {
+    let opts = RunOptions { disabled_residuals: switched_off(model, no_skip), ..RunOptions::default() };
+    let targets = Targets::PerSample(targets.into_iter().map(Some).collect());
+    let contents = Contents::WithGradients { targets };
+    let input = fixture.input.to_device(model.device());
+    export::named_tensors(model, &input, &opts, contents).unwrap().into_iter().collect()
+}
+
+fn switched_off(model: &Model, no_skip: bool) -> Vec<usize> {
+    if no_skip { model.graph().resolve_residuals(&["all".into()]).unwrap() } else { Vec::new() }
+}
+
+/// Counts reference gradient norms, and those above the floor.
+#[derive(Default)]
+struct Floors {
+    compared: usize,
+    above: usize,
+}
+
+impl Floors {
+    fn count(&mut self, reference: f64) {
+        self.compared += 1;
+        self.above += usize::from(reference > GRAD_FLOOR);
+    }
+
+    #[track_caller]
+    fn assert_meaningful(&self, what: &str) {
+        assert!(self.compared > 0, "{what}: nothing compared");
+        assert!(
+            self.above as f64 >= ABOVE_FLOOR * self.compared as f64,
+            "{what}: only {} of {} reference gradient norms are above {GRAD_FLOOR:e}: the check would compare zeros",
+            self.above,
+            self.compared
+        );
+    }
+}
+
+#[track_caller]
+fn assert_grad_close(what: &str, ours: f64, theirs: f64, grad_rtol: f64) {
+    // The reference norms are of order one or well above the floor (checked by `Floors`); the
+    // tiny absolute term only spares the few exact zeros, where both sides must say zero.
+    assert!((ours - theirs).abs() <= grad_rtol * theirs.abs() + 1e-12, "{what}: {ours:e} vs {theirs:e}");
+}
+
+/// The whole parity check of one architecture on the CPU.
 pub fn check_arch(arch: &str) {
-    let dir = fixture_dir(arch);
+    check_arch_on(arch, Check::CPU);
+}
+
+pub fn check_arch_on(arch: &str, check: Check) {
+    let Check { device, rtol, atol, grad_rtol } = check;
+    let fixture = Fixture::load(arch);
     let spec = convscope_core::zoo::find(arch).unwrap();
     let graph = spec.graph();
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    let meta = &fixture.meta;
 
     // Same parameter count and the same state-dict keys.
     assert_eq!(graph.parameter_count(), meta["params"].as_i64().unwrap(), "{arch}: parameter count");
-    let reference_keys: std::collections::BTreeSet<String> =
-        read(&dir.join("weights.safetensors")).into_keys().filter(|k| !k.ends_with("num_batches_tracked")).collect();
-    let our_keys: std::collections::BTreeSet<String> = graph.params.iter().map(|p| p.key.clone()).collect();
+    let reference_keys: BTreeSet<&String> =
+        fixture.keys.iter().filter(|k| !k.ends_with("num_batches_tracked")).collect();
+    let our_keys: BTreeSet<&String> = graph.params.iter().map(|p| &p.key).collect();
     assert_eq!(our_keys, reference_keys, "{arch}: state-dict keys");
 
-    let reference = read(&dir.join("reference.safetensors"));
+    let model = fixture.model(arch, device);
     let variants: &[(bool, &str)] =
         if meta["has_residuals"].as_bool().unwrap() { &[(false, ""), (true, "noskip.")] } else { &[(false, "")] };
     for &(no_skip, prefix) in variants {
-        let ours = export(arch, no_skip);
+        let reference = |key: &str| fixture.reference.get(&format!("{prefix}{key}"));
+        let targets = fixture.targets(prefix);
+        let ours = export(&model, &fixture, no_skip, targets.clone());
         let label = |what: &str| format!("{arch}{}: {what}", if no_skip { " without residuals" } else { "" });
-        assert_close(&label("logits"), &ours["logits"], &reference[&format!("{prefix}logits")], RTOL, ATOL);
-        check_plain_forward(arch, no_skip, &ours["logits"], &reference[&format!("{prefix}logits")], &label);
-        assert_eq!(
-            Vec::<i64>::try_from(&ours["target"]).unwrap(),
-            Vec::<i64>::try_from(&reference[&format!("{prefix}target")]).unwrap(),
-            "{}",
-            label("predicted classes")
-        );
+        let theirs_logits = reference("logits").unwrap();
+        assert_close(&label("logits"), &ours["logits"], theirs_logits, rtol, atol);
+        check_plain_forward(&model, &fixture, no_skip, &ours["logits"], theirs_logits, check, &label);
+        assert_eq!(Vec::<i64>::try_from(&ours["target"]).unwrap(), targets, "{}", label("loss targets"));
 
         let mut compared = 0;
+        let mut node_floors = Floors::default();
         for module in meta["recorded"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()) {
             let Some(key) = our_key(&graph, module) else {
                 panic!("{}: reference module {module} has no node or block here", label("outputs"));
             };
-            let Some(theirs) = reference.get(&format!("{prefix}out.{module}")) else {
+            let Some(theirs) = reference(&format!("out.{module}")) else {
                 // A module the no-skip forward does not run (a downsample branch).
                 assert!(no_skip && module.contains("downsample"), "{}: {module} missing", label("reference"));
                 continue;
             };
-            assert_close(&label(module), &ours[&key], theirs, RTOL, ATOL);
+            assert_close(&label(module), &ours[&key], theirs, rtol, atol);
             compared += 1;
 
-            let grad_key = format!("{prefix}grad_norm.{module}");
-            if let Some(theirs) = reference.get(&grad_key) {
+            if let Some(theirs) = reference(&format!("grad_norm.{module}")) {
                 let mine = ours.get(&format!("grad_norm.{key}")).unwrap_or_else(|| panic!("no gradient for {key}"));
-                let (a, b) = (scalar(mine), scalar(theirs));
-                assert!(
-                    (a - b).abs() <= GRAD_RTOL * b.abs() + 1e-9,
-                    "{}: {a:e} vs {b:e}",
-                    label(&format!("gradient norm at {module}"))
+                node_floors.count(scalar(theirs));
+                assert_grad_close(
+                    &label(&format!("gradient norm at {module}")),
+                    scalar(mine),
+                    scalar(theirs),
+                    grad_rtol,
                 );
             }
         }
         assert!(compared >= graph.params.len() / 3, "{}: only {compared} outputs compared", label("outputs"));
+        node_floors.assert_meaningful(&label("node gradients"));
 
-        let (a, b) = (scalar(&ours["grad_norm.input"]), scalar(&reference[&format!("{prefix}grad_norm.input")]));
-        assert!((a - b).abs() <= GRAD_RTOL * b.abs() + 1e-12, "{}: {a:e} vs {b:e}", label("input gradient norm"));
+        let theirs_input = scalar(reference("grad_norm.input").expect("the reference has the input's gradient"));
+        assert!(theirs_input > GRAD_FLOOR, "{}: {theirs_input:e}", label("the reference's input gradient"));
+        assert_grad_close(&label("input gradient norm"), scalar(&ours["grad_norm.input"]), theirs_input, grad_rtol);
 
-        let mut param_grads = 0;
+        let mut param_floors = Floors::default();
         for spec in graph.params.iter().filter(|p| p.trainable) {
-            let ours_norm = ours.get(&format!("param_grad_norm.{}", spec.key)).map(scalar).unwrap_or(0.0);
-            let theirs = reference.get(&format!("{prefix}param_grad_norm.{}", spec.key)).map(scalar).unwrap_or(0.0);
-            assert!(
-                (ours_norm - theirs).abs() <= GRAD_RTOL * theirs.abs() + 1e-9,
-                "{}: {ours_norm:e} vs {theirs:e}",
-                label(&format!("gradient norm of {}", spec.key))
-            );
-            param_grads += 1;
+            let what = label(&format!("gradient norm of {}", spec.key));
+            let theirs =
+                scalar(reference(&format!("param_grad_norm.{}", spec.key)).unwrap_or_else(|| {
+                    panic!("{what}: the reference has none (it records every trainable parameter)")
+                }));
+            match ours.get(&format!("param_grad_norm.{}", spec.key)) {
+                Some(mine) => {
+                    param_floors.count(theirs);
+                    assert_grad_close(&what, scalar(mine), theirs, grad_rtol);
+                }
+                // Only a parameter neither side ran (a switched-off shortcut's projection, an
+                // auxiliary classifier outside training) has no norm here, and 0 there.
+                None => assert_eq!(theirs, 0.0, "{what}: convscope has no gradient, the reference has"),
+            }
         }
-        assert!(param_grads > 0);
+        param_floors.assert_meaningful(&label("parameter gradients"));
     }
 }
 
 /// Plain forward (`classify`'s path) on the same weights and input: in the reference layout
-/// it gives the export's logits bit for bit; in the fast channels-last one, logits within
-/// 1e-4 of the reference's (plus 1e-6 of the largest logit).
-fn check_plain_forward(arch: &str, no_skip: bool, exported: &Tensor, theirs: &Tensor, label: &dyn Fn(&str) -> String) {
-    let dir = fixture_dir(arch);
-    let spec = convscope_core::zoo::find(arch).unwrap();
-    let weights = WeightsChoice::File(dir.join("weights.safetensors"));
-    let (model, _) = engine::load_model(&spec, &weights, Device::Cpu).unwrap();
-    let input = engine::tensor_input(&dir.join("input.safetensors")).unwrap();
-    let disabled_residuals =
-        if no_skip { model.graph().resolve_residuals(&["all".into()]).unwrap() } else { Vec::new() };
+/// it gives the export's logits bit for bit; in the fast channels-last one, logits within the
+/// same 1e-4 of the reference's (the fixtures' logits are of order one, and make_fixtures.py
+/// checks that float32 itself is well within this of float64 for every case).
+fn check_plain_forward(
+    model: &Model,
+    fixture: &Fixture,
+    no_skip: bool,
+    exported: &Tensor,
+    theirs: &Tensor,
+    check: Check,
+    label: &dyn Fn(&str) -> String,
+) {
+    let input = fixture.input.to_device(model.device());
     let run = |layout| {
-        let opts = RunOptions { disabled_residuals: disabled_residuals.clone(), layout, ..RunOptions::default() };
-        model.forward(&input, &opts).unwrap()
+        let opts = RunOptions { disabled_residuals: switched_off(model, no_skip), layout, ..RunOptions::default() };
+        model.forward(&input, &opts).unwrap().to_device(Device::Cpu)
     };
     let reference_layout = run(Layout::Reference);
-    assert!(reference_layout.equal(exported), "{}", label("plain forward in the reference layout is not bit for bit"));
-    // Summing in another order errs in proportion to the largest values the network makes,
-    // not to each logit: a randomly initialised Inception v3's logits reach 1.7e12, where the
-    // fast layout is 6e-7 off relative to them. Hence 1e-6 of the largest logit on top of the
-    // usual tolerance, which for real logits (tens at most) adds under 1e-4.
-    let scale = theirs.abs().max().double_value(&[]);
-    assert_close(&label("plain forward, fast layout"), &run(Layout::Fast), theirs, RTOL, ATOL + 1e-6 * scale);
+    if check.device == Device::Cpu {
+        assert!(
+            reference_layout.equal(exported),
+            "{}",
+            label("plain forward in the reference layout is not bit for bit")
+        );
+    } else {
+        // cuDNN may pick other algorithms for a run that frees and overwrites its values.
+        assert_close(&label("plain forward, reference layout"), &reference_layout, theirs, check.rtol, check.atol);
+    }
+    assert_close(&label("plain forward, fast layout"), &run(Layout::Fast), theirs, check.rtol, check.atol);
 }
 
 /// Each `(arch, parameters, MACs at the native input)` is the reference's published figure:
