@@ -5,6 +5,8 @@
 //! Inside a block the parameterless steps are `relu1`, `relu2`, (`relu3`), the residual
 //! merge `add` and the output `relu`.
 
+use serde::{Deserialize, Serialize};
+
 use crate::graph::{BlockKind, Conv2d, Graph, GraphBuilder, InitScheme, NodeId, Op, Pool2d, WeightInit};
 use crate::preprocess::Preprocess;
 use crate::zoo::{ArchSpec, Card, Labels};
@@ -86,16 +88,16 @@ pub fn resnet152() -> Graph {
     imagenet_resnet("resnet152", Block::Bottleneck, [3, 8, 36, 3])
 }
 pub fn resnet20() -> Graph {
-    cifar_resnet("resnet20", 3, true)
+    cifar(&CifarConfig::paper(3, true))
 }
 pub fn resnet56() -> Graph {
-    cifar_resnet("resnet56", 9, true)
+    cifar(&CifarConfig::paper(9, true))
 }
 pub fn plain20() -> Graph {
-    cifar_resnet("plain20", 3, false)
+    cifar(&CifarConfig::paper(3, false))
 }
 pub fn plain56() -> Graph {
-    cifar_resnet("plain56", 9, false)
+    cifar(&CifarConfig::paper(9, false))
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -138,7 +140,11 @@ fn imagenet_resnet(arch: &str, block: Block, layers: [usize; 4]) -> Graph {
             let stride = if b == 0 && stage > 0 { 2 } else { 1 };
             let name = format!("{stage_name}.{b}");
             x = match block {
-                Block::Basic => basic_block(&mut g, &name, x, in_channels, planes, stride, Shortcut::Projection),
+                Block::Basic => {
+                    let block =
+                        Basic { in_channels, planes, stride, shortcut: Shortcut::Projection, norm: Norm::Batch };
+                    basic_block(&mut g, &name, x, block)
+                }
                 Block::Bottleneck => bottleneck(&mut g, &name, x, in_channels, planes, stride),
             };
             in_channels = planes * block.expansion();
@@ -165,19 +171,38 @@ enum Shortcut {
     None,
 }
 
-fn basic_block(
-    g: &mut GraphBuilder,
-    name: &str,
-    input: NodeId,
+/// Whether each convolution of a block is followed by a batch norm.
+#[derive(Clone, Copy, PartialEq)]
+enum Norm {
+    Batch,
+    /// No normalisation: the convolutions carry a bias (the lab's no-BN option).
+    None,
+}
+
+/// The shape of one basic block.
+#[derive(Clone, Copy)]
+struct Basic {
     in_channels: i64,
     planes: i64,
     stride: i64,
     shortcut: Shortcut,
-) -> NodeId {
+    norm: Norm,
+}
+
+/// A 3×3 convolution and, with `Norm::Batch`, its batch norm (`{prefix}.conv{index}`, `{prefix}.bn{index}`).
+fn conv_norm(g: &mut GraphBuilder, prefix: &str, index: usize, conv: Conv2d, norm: Norm, x: NodeId) -> NodeId {
+    match norm {
+        Norm::Batch => conv_bn(g, prefix, index, conv.no_bias(), x),
+        Norm::None => g.conv(format!("{prefix}.conv{index}"), conv, x),
+    }
+}
+
+fn basic_block(g: &mut GraphBuilder, name: &str, input: NodeId, block: Basic) -> NodeId {
+    let Basic { in_channels, planes, stride, shortcut, norm } = block;
     g.begin_block(name, BlockKind::BasicBlock);
-    let x = conv_bn(g, name, 1, Conv2d::new(in_channels, planes, 3).stride(stride).padding(1).no_bias(), input);
+    let x = conv_norm(g, name, 1, Conv2d::new(in_channels, planes, 3).stride(stride).padding(1), norm, input);
     let x = g.relu(format!("{name}.relu1"), x);
-    let x = conv_bn(g, name, 2, Conv2d::new(planes, planes, 3).padding(1).no_bias(), x);
+    let x = conv_norm(g, name, 2, Conv2d::new(planes, planes, 3).padding(1), norm, x);
     let reshaped = stride != 1 || in_channels != planes;
     let x = match shortcut {
         Shortcut::None => x,
@@ -225,25 +250,82 @@ fn downsample(g: &mut GraphBuilder, name: &str, x: NodeId, in_channels: i64, out
     g.batch_norm(format!("{name}.downsample.1"), out_channels, x)
 }
 
-/// 6n+2 layers on 32×32: a 3×3 stem, three stages of n basic blocks (16, 32, 64 channels),
-/// global average pooling and a 10-way classifier.
-fn cifar_resnet(arch: &str, n: usize, residual: bool) -> Graph {
-    let (mut g, x) = GraphBuilder::new(arch, 3);
+/// One member of the CIFAR family of §4.2: 6n+2 weighted layers (a 3×3 stem, three stages of
+/// n basic blocks, a classifier), stage widths w, 2w, 4w.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CifarConfig {
+    /// Basic blocks per stage (n): depth 6n+2.
+    pub blocks: usize,
+    /// Channels of the first stage (the paper's 16).
+    pub width: i64,
+    /// Identity shortcuts (option A: subsample and zero-filled channels where the shape changes),
+    /// or none: the plain twin.
+    pub residual: bool,
+    /// A batch norm after every convolution, as in the paper. Without it the convolutions get
+    /// a bias instead, and nothing else changes.
+    pub batch_norm: bool,
+    pub classes: i64,
+}
+
+impl CifarConfig {
+    /// The paper's network for CIFAR-10: width 16, batch norm, 10 classes.
+    pub fn paper(blocks: usize, residual: bool) -> Self {
+        Self { blocks, width: 16, residual, batch_norm: true, classes: 10 }
+    }
+
+    /// The number of weighted layers, 6n+2.
+    pub fn depth(&self) -> usize {
+        6 * self.blocks + 2
+    }
+
+    /// The blocks per stage giving `depth` layers, if it is 6n+2 with n ≥ 1.
+    pub fn blocks_for_depth(depth: usize) -> Option<usize> {
+        (depth >= 8 && (depth - 2).is_multiple_of(6)).then(|| (depth - 2) / 6)
+    }
+
+    /// The zoo's id for the paper's networks (`resnet56`, `plain20`), with what differs from
+    /// the paper after it: `plain56-w8`, `resnet20-w8-nobn`, `resnet20-c2`.
+    pub fn id(&self) -> String {
+        let mut id = format!("{}{}", if self.residual { "resnet" } else { "plain" }, self.depth());
+        if self.width != 16 {
+            id.push_str(&format!("-w{}", self.width));
+        }
+        if !self.batch_norm {
+            id.push_str("-nobn");
+        }
+        if self.classes != 10 {
+            id.push_str(&format!("-c{}", self.classes));
+        }
+        id
+    }
+}
+
+/// 6n+2 layers on 32×32 (or any size the three stages can halve): a 3×3 stem, three stages of
+/// n basic blocks (w, 2w, 4w channels), global average pooling and a linear classifier.
+pub fn cifar(config: &CifarConfig) -> Graph {
+    let &CifarConfig { blocks, width, residual, batch_norm, classes } = config;
+    let (mut g, x) = GraphBuilder::new(&config.id(), 3);
     g.set_init(InitScheme { conv: WeightInit::KaimingNormalFanOut, linear: WeightInit::PytorchDefault });
     g.begin_block("stem", BlockKind::Stem);
-    let x = g.conv("conv1", Conv2d::new(3, 16, 3).padding(1).no_bias(), x);
-    let x = g.batch_norm("bn1", 16, x);
+    let x = if batch_norm {
+        let x = g.conv("conv1", Conv2d::new(3, width, 3).padding(1).no_bias(), x);
+        g.batch_norm("bn1", width, x)
+    } else {
+        g.conv("conv1", Conv2d::new(3, width, 3).padding(1), x)
+    };
     let mut x = g.relu("relu", x);
     g.end_block();
     let shortcut = if residual { Shortcut::ZeroPad } else { Shortcut::None };
-    let mut in_channels = 16;
+    let norm = if batch_norm { Norm::Batch } else { Norm::None };
+    let mut in_channels = width;
     for stage in 0..3 {
-        let planes = 16 << stage;
+        let planes = width << stage;
         let stage_name = format!("layer{}", stage + 1);
         g.begin_block(&stage_name, BlockKind::Stage);
-        for b in 0..n {
+        for b in 0..blocks {
             let stride = if b == 0 && stage > 0 { 2 } else { 1 };
-            x = basic_block(&mut g, &format!("{stage_name}.{b}"), x, in_channels, planes, stride, shortcut);
+            let block = Basic { in_channels, planes, stride, shortcut, norm };
+            x = basic_block(&mut g, &format!("{stage_name}.{b}"), x, block);
             in_channels = planes;
         }
         g.end_block();
@@ -251,7 +333,7 @@ fn cifar_resnet(arch: &str, n: usize, residual: bool) -> Graph {
     g.begin_block("head", BlockKind::Head);
     let x = g.add("avgpool", Op::AdaptiveAvgPool2d { output: [1, 1] }, &[x]);
     let x = g.add("flatten", Op::Flatten, &[x]);
-    let x = g.linear("fc", 64, 10, x);
+    let x = g.linear("fc", in_channels, classes, x);
     g.end_block();
     g.finish(x)
 }
