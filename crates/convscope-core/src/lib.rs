@@ -4,9 +4,11 @@
 //! with weights read and written under the reference's state-dict names (`weights`, and the
 //! installed folder in `manifest` and `store`), images turned into tensors exactly as
 //! PIL + torchvision do (`preprocess`, libjpeg-turbo's JPEG decoding with Pillow's settings in
-//! `jpeg`, Pillow's resampling in `resample`), LeNet-5 trained on
-//! MNIST digits (`train`), and the `session`: the worker thread that owns a model and answers
-//! requests over bounded channels, which the app and the tests drive. `engine` holds what
+//! `jpeg`, Pillow's resampling in `resample`), LeNet-5 trained on MNIST digits (`train`), the
+//! residual lab (`lab`: plain and residual CIFAR networks trained side by side with PyTorch's
+//! SGD, on the digits or a folder of images), and the `session`: the worker thread that owns a
+//! model and answers requests over bounded channels, which the app and the tests drive.
+//! `engine` holds what
 //! every face shares above the executor, `paths` where the checkout keeps things, `format`
 //! the numbers as both faces print them. Nothing here links egui, eframe, wgpu or clap.
 
@@ -17,6 +19,7 @@ pub mod export;
 pub mod format;
 pub mod graph;
 mod jpeg;
+pub mod lab;
 pub mod manifest;
 pub mod memory;
 pub mod paths;
