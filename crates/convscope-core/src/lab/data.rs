@@ -104,6 +104,7 @@ impl Dataset {
                     })?,
                 };
                 let digits = train::load_digits(&path)?;
+                let path = path.canonicalize().unwrap_or(path);
                 Self::from_digits(&digits, resolution, seed, &path)
             }
             DataSource::Folder { path } => Self::from_folder(path, resolution, seed, progress),
@@ -157,6 +158,7 @@ impl Dataset {
     ) -> Result<Self> {
         check_resolution(resolution)?;
         let listing = list_folder(root)?;
+        let root = &root.canonicalize().unwrap_or_else(|_| root.to_owned());
         let total: usize = listing.iter().map(|(_, files)| files.len()).sum();
         let side = resolution as u32;
         let pixels_per_image = (3 * side * side) as usize;
