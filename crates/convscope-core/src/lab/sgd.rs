@@ -95,7 +95,7 @@ impl Sgd {
                     *buffer = Some(g.shallow_clone());
                 }
                 let updated = fused_add(param, &g, -lr)?;
-                let _ = param.shallow_clone().f_copy_(&updated)?;
+                param.shallow_clone().f_copy_(&updated)?;
                 Ok(())
             };
             update().context(|| "SGD step".into())?;
