@@ -101,6 +101,8 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Train plain and residual networks side by side and watch degradation happen (He et al., Fig. 1 and 6).
+    Lab(crate::lab::LabArgs),
     /// Installed weights: list, fetch from the reference, import a file.
     #[command(subcommand)]
     Weights(WeightsCommand),
@@ -190,6 +192,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Train { arch, epochs, lr, batch, seed, data, out } => {
             train(&arch, &TrainConfig { epochs, lr, batch, seed }, data, out)
         }
+        Command::Lab(args) => crate::lab::run(&args),
         Command::Weights(command) => weights(command),
         Command::Bench(args) => crate::bench::run(&args),
     }

@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod crash;
 mod gui;
+mod lab;
 mod output;
 
 use clap::Parser;
