@@ -22,6 +22,7 @@ pub mod memory;
 mod reference;
 mod stats;
 mod table;
+mod train_step;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -77,6 +78,10 @@ pub struct BenchArgs {
     /// per case (default cases: vgg19, efficientnet_b7).
     #[arg(long)]
     pub memory: bool,
+    /// Time one training step of `convscope lab` (plain-56 and ResNet-56 at the Fig. 6 preset's
+    /// size) against PyTorch's instead of the cases (one thread unless --threads).
+    #[arg(long, conflicts_with = "memory")]
+    pub train_step: bool,
     /// One case of --memory, in this process (what --memory starts).
     #[arg(long, hide = true)]
     pub memory_child: bool,
@@ -224,6 +229,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.memory_child {
         let [case] = args.cases.as_slice() else { bail!("--memory-child measures exactly one case") };
         return memory::child(case, args.threads.unwrap_or(1));
+    }
+    if args.train_step {
+        return train_step::run(args);
     }
     if args.memory {
         let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
