@@ -267,3 +267,23 @@ fn bad_image_folders_are_refused_with_a_reason() {
     let nothing = folder_error(&root.join("nothing"));
     assert!(nothing.contains("no class folders"), "{nothing}");
 }
+
+#[test]
+fn a_lab_can_move_to_a_worker_thread() {
+    fn send<T: Send + 'static>(_: &T) {}
+    let lab = lab(settings(vec![net(8, true)], 2));
+    send(&lab);
+    let mut lab = std::thread::Builder::new()
+        .name("lab".into())
+        .spawn(move || {
+            let mut lab = lab;
+            lab.advance().unwrap();
+            lab
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(lab.runs()[0].step_count(), 1);
+    lab.advance().unwrap();
+    assert!(lab.finished());
+}
