@@ -55,7 +55,7 @@ fn lab_prints_a_row_per_run_after_training() {
 fn lab_json_has_the_settings_and_every_run() {
     let json: serde_json::Value = serde_json::from_str(&stdout_of(&run_small(&["--json", "--seed", "7"]))).unwrap();
     assert_eq!(json["settings"]["seed"], 7);
-    assert_eq!(json["settings"]["sgd"]["lr"], 0.01);
+    assert_eq!(json["settings"]["sgd"]["lr"], 0.02, "the presets' rate");
     let runs = json["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 2);
     assert_eq!(runs[1]["id"], "resnet8-w4");

@@ -118,9 +118,10 @@ fn the_learning_rate_changes_between_steps() {
     lab.set_lr(Some(0), 0.2).unwrap();
     lab.step_run(0).unwrap();
     lab.step_run(1).unwrap();
-    assert_eq!(lab.runs()[0].steps[0].lr, 0.01);
+    let default = LabSettings::default().sgd.lr;
+    assert_eq!(lab.runs()[0].steps[0].lr, default);
     assert_eq!(lab.runs()[0].steps[1].lr, 0.2);
-    assert_eq!(lab.runs()[1].steps[0].lr, 0.01, "only run 0 changed");
+    assert_eq!(lab.runs()[1].steps[0].lr, default, "only run 0 changed");
     assert!(lab.set_lr(None, -1.0).is_err());
     assert!(lab.set_lr(Some(7), 0.1).is_err());
     lab.set_lr(None, 0.05).unwrap();
