@@ -122,8 +122,8 @@ pub fn run(args: &LabArgs) -> Result<()> {
     if !data.skipped.is_empty() {
         let (first, why) = &data.skipped[0];
         eprintln!(
-            "warning: {} unreadable image files skipped (the first: {}: {why})",
-            data.skipped.len(),
+            "warning: {} skipped (the first: {}: {why})",
+            convscope_core::lab::data::unreadable_files(data.skipped.len()),
             first.display()
         );
     }

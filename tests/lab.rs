@@ -108,7 +108,7 @@ fn lab_trains_on_an_image_folder_and_counts_unreadable_files() {
     let path = dir.path().to_str().unwrap();
     let output = run_ok(&["lab", "--nets", "plain8", "--width", "4", "--steps", "2", "--batch", "8", "--data", path]);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("1 unreadable image files skipped") && stderr.contains("truncated.png"), "{stderr}");
+    assert!(stderr.contains("1 unreadable file skipped") && stderr.contains("truncated.png"), "{stderr}");
     assert!(stderr.contains("24 images in 2 classes"), "{stderr}");
     assert!(stdout_of(&output).contains("plain8-w4-c2"), "a two-way classifier");
 }

@@ -208,7 +208,7 @@ fn an_image_folder_gives_sorted_classes_and_skips_unreadable_files() {
     assert_eq!(data.len(), 13);
     assert_eq!(data.skipped.len(), 1);
     assert!(data.skipped[0].0.ends_with("zebra/broken.png"));
-    assert!(data.description.contains("1 unreadable"), "{}", data.description);
+    assert!(data.description.contains("(1 unreadable file skipped)"), "{}", data.description);
     assert_eq!(data.train.len() + data.held_out.len(), 13);
     assert_eq!(data.held_out.len(), 3, "a fifth held out");
 
@@ -243,7 +243,7 @@ fn bad_image_folders_are_refused_with_a_reason() {
 
     png(&root.join("loose/a.png"), 8, 8, [1, 2, 3]);
     let loose = folder_error(&root.join("loose"));
-    assert!(loose.contains("no class folders") && loose.contains("1 images"), "{loose}");
+    assert!(loose.contains("holds an image but no class folders"), "{loose}");
 
     let file = folder_error(&root.join("loose/a.png"));
     assert!(file.contains("is a file"), "{file}");
@@ -262,7 +262,7 @@ fn bad_image_folders_are_refused_with_a_reason() {
     std::fs::create_dir_all(root.join("broken/dogs")).unwrap();
     std::fs::write(root.join("broken/dogs/a.jpg"), b"garbage").unwrap();
     let broken = folder_error(&root.join("broken"));
-    assert!(broken.contains("\"dogs\"") && broken.contains("1 unreadable"), "{broken}");
+    assert!(broken.contains("\"dogs\"") && broken.contains("(1 unreadable file skipped)"), "{broken}");
 
     std::fs::create_dir_all(root.join("nothing")).unwrap();
     let nothing = folder_error(&root.join("nothing"));

@@ -193,7 +193,7 @@ impl Dataset {
             let unreadable = if skipped.is_empty() {
                 String::new()
             } else {
-                format!(" ({} unreadable files skipped)", skipped.len())
+                format!(" ({} skipped)", unreadable_files(skipped.len()))
             };
             return Err(Error::file(
                 root,
@@ -222,7 +222,7 @@ impl Dataset {
             root.display()
         );
         if !skipped.is_empty() {
-            description.push_str(&format!(" ({} unreadable files skipped)", skipped.len()));
+            description.push_str(&format!(" ({} skipped)", unreadable_files(skipped.len())));
         }
         Ok(Self {
             images,
@@ -286,6 +286,11 @@ fn channel_statistics(images: &Tensor, indices: &[usize]) -> Result<([f32; 3], [
     Ok((pick(&mean, f64::MIN), pick(&std, 1e-3)))
 }
 
+/// `1 unreadable file`, `3 unreadable files`.
+pub fn unreadable_files(n: usize) -> String {
+    format!("{n} unreadable file{}", if n == 1 { "" } else { "s" })
+}
+
 /// `"a", "b" and 3 more`.
 fn quoted_list(names: &[&str]) -> String {
     let shown: Vec<String> = names.iter().take(5).map(|n| format!("{n:?}")).collect();
@@ -323,7 +328,8 @@ fn list_folder(root: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     let layout = "one subfolder of images per class, as torchvision's ImageFolder reads";
     if classes.is_empty() {
         let why = if loose_images > 0 {
-            format!("holds {loose_images} images but no class folders; put them in {layout}")
+            let images = if loose_images == 1 { "an image" } else { "images" };
+            format!("holds {images} but no class folders; put them in {layout}")
         } else {
             format!("holds no class folders: expected {layout}")
         };
