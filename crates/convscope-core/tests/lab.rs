@@ -138,6 +138,7 @@ fn a_saved_lab_has_its_curves_settings_and_weights_and_reopens() {
     let saved = SavedLab::read(dir.path()).unwrap();
     assert_eq!(&saved.settings, lab.settings());
     assert_eq!((saved.train_images, saved.held_out_images), (4000, 1000));
+    assert!(matches!(saved.normalisation, convscope_core::lab::Normalisation::Digits { .. }));
     assert_eq!(saved.runs.len(), 2);
     for (run, saved_run) in lab.runs().iter().zip(&saved.runs) {
         let model = saved_run.load(dir.path(), Device::Cpu).unwrap();
@@ -220,6 +221,11 @@ fn an_image_folder_gives_sorted_classes_and_skips_unreadable_files() {
     assert!(means.iter().all(|m| m.abs() < 1e-4), "{means:?}");
     let labels = Vec::<i64>::try_from(&y).unwrap();
     assert!(labels.contains(&0) && labels.contains(&1));
+
+    let convscope_core::lab::Normalisation::PerChannel { mean, std } = data.normalisation() else {
+        panic!("a folder is normalised with its own statistics")
+    };
+    assert!(mean.iter().chain(&std).all(|v| *v > 0.0 && *v < 1.0), "{mean:?} {std:?}");
 
     // The same folder trains: a lab over it has a two-way classifier.
     let lab_settings = LabSettings { batch: 4, ..settings(vec![net(8, true)], 2) };

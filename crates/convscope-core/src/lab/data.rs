@@ -43,6 +43,19 @@ impl Default for DataSource {
     }
 }
 
+/// What the networks were fed, saved with a lab.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Normalisation {
+    /// An MNIST digit (white on black, 28×28) centred in 32×32, averaged down to the
+    /// resolution below 32 or padded to it above, `(v/255 − mean) / std`, replicated to 3
+    /// channels.
+    Digits { mean: f32, std: f32 },
+    /// An RGB image resized to the resolution (bilinear, Pillow's), `(v/255 − mean[c]) / std[c]`
+    /// with the training images' statistics.
+    PerChannel { mean: [f32; 3], std: [f32; 3] },
+}
+
 /// Images and labels, split into a training and a held-out set.
 pub struct Dataset {
     /// Every image, N×C×R×R: float and already normalised for the digits (C = 1), bytes for a
@@ -235,6 +248,15 @@ impl Dataset {
             description,
             skipped,
         })
+    }
+
+    /// How an image becomes the networks' input, for whoever feeds a trained network images
+    /// of its own (the explorer): the digits' recipe, or a folder's statistics.
+    pub fn normalisation(&self) -> Normalisation {
+        match self.normalise {
+            None => Normalisation::Digits { mean: crate::preprocess::MNIST_MEAN, std: crate::preprocess::MNIST_STD },
+            Some((mean, std)) => Normalisation::PerChannel { mean, std },
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -32,7 +32,7 @@ use crate::graph::{Graph, NodeId, Op};
 use crate::train::shuffled_indices;
 use crate::zoo::resnet::{CifarConfig, cifar};
 
-pub use data::{DataSource, Dataset};
+pub use data::{DataSource, Dataset, Normalisation};
 pub use sgd::{Sgd, SgdConfig};
 
 /// Held while a run's weights are drawn (see `Run::new`).
@@ -652,6 +652,7 @@ impl Lab {
             settings: self.settings.clone(),
             data: self.data.description.clone(),
             classes: self.data.classes.clone(),
+            normalisation: self.data.normalisation(),
             train_images: self.data.train.len(),
             held_out_images: self.data.held_out.len(),
             skipped_files: self.data.skipped.len(),
@@ -724,6 +725,8 @@ pub struct SavedLab {
     pub settings: LabSettings,
     pub data: String,
     pub classes: Vec<String>,
+    /// How an image becomes the input the networks learned on.
+    pub normalisation: Normalisation,
     pub train_images: usize,
     pub held_out_images: usize,
     pub skipped_files: usize,
