@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON := .venv/bin/python
 
-.PHONY: run test bench bench-memory bench-ui screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures fuzz
+.PHONY: run test test-cuda bench bench-memory bench-ui screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures fuzz
 
 # `make run` and `make test` build with the same (dev) profile, so whichever comes second
 # reuses every compiled dependency of the first (README, "Build once").
@@ -11,6 +11,12 @@ run: bootstrap
 
 test: bootstrap-test fixtures
 	cargo test --workspace --all-targets
+
+# The engine and the CLI on cuda:0 (a third of the parity suite within 1e-3, the device switch,
+# classify/export/gradients --device cuda); each test says "skipped" where there is no GPU.
+test-cuda: bootstrap-test fixtures
+	cargo test -p convscope-core --test cuda -- --ignored --nocapture --test-threads=1
+	cargo test -p convscope --test cuda -- --ignored --nocapture
 
 # convscope against PyTorch on the same libtorch, interleaved; a benchmark, never a test.
 bench: bootstrap
