@@ -269,3 +269,24 @@ fn gradient_flow_with_and_without_residuals() {
     });
     save(&mut harness, "gradients_without_residuals");
 }
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
+fn resnet56_at_initialisation_in_a_training_step_with_and_without_shortcuts() {
+    // Random weights take a training step on the cat among MNIST digits by default: batch norm
+    // normalises with the batch's statistics, as at the start of He et al.'s training.
+    let mut harness = harness("resnet56");
+    layout(&mut harness, false, true, true, false);
+    drop_image(&mut harness, root().join("assets/chelsea.png"));
+    step_until(&mut harness, "the gradient flow", |app| app.gradient_flow().is_some() && !app.busy());
+    let heading = harness.query_all_by(|n| text_of(n) == "Gradient flow").next().expect("the panel's heading").rect();
+    let edge = egui::pos2(SIZE.x / 2.0, heading.top() - 3.0);
+    drag(&mut harness, edge, edge - egui::vec2(0.0, 300.0));
+    save(&mut harness, "resnet56_training_step_with_shortcuts");
+
+    click(&mut harness, "all shortcuts");
+    step_until(&mut harness, "the gradient flow without shortcuts", |app| {
+        app.gradient_flow().is_some_and(|f| !f.disabled.is_empty()) && !app.busy()
+    });
+    save(&mut harness, "resnet56_training_step_without_shortcuts");
+}
