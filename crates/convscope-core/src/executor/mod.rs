@@ -246,13 +246,14 @@ impl Model {
     /// A model with the reference's random initialisation, seeded.
     pub fn random(graph: Arc<Graph>, device: Device, seed: i64) -> Result<Self> {
         check_device(device)?;
-        tch::manual_seed(seed);
         let _guard = tch::no_grad_guard();
-        let params = graph
-            .params
-            .iter()
-            .map(|spec| init_param(&graph, spec).and_then(|t| finish_param(t, spec, device)))
-            .collect::<Result<Vec<_>>>()?;
+        let params = seeded(seed, || {
+            graph
+                .params
+                .iter()
+                .map(|spec| init_param(&graph, spec).and_then(|t| finish_param(t, spec, device)))
+                .collect::<Result<Vec<_>>>()
+        })?;
         Ok(Self::assemble(graph, params, device, WeightsOrigin::Random { seed }))
     }
 
@@ -457,6 +458,18 @@ impl Model {
         }
         disabled
     }
+}
+
+/// libtorch's default generator is one per process, so two threads that each seed it and draw
+/// can interleave and draw each other's numbers (two seeded models made side by side came out
+/// different from the same models made one after the other). Every seeded draw of the engine,
+/// and of its tests, runs inside this: `tch::manual_seed(seed)`, then `draw`, with no other
+/// `seeded` call in between.
+pub fn seeded<T>(seed: i64, draw: impl FnOnce() -> T) -> T {
+    static GENERATOR: Mutex<()> = Mutex::new(());
+    let _only_us = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tch::manual_seed(seed);
+    draw()
 }
 
 pub fn check_device(device: Device) -> Result<()> {

@@ -35,9 +35,6 @@ use crate::zoo::resnet::{CifarConfig, cifar};
 pub use data::{DataSource, Dataset, Normalisation};
 pub use sgd::{Sgd, SgdConfig};
 
-/// Held while a run's weights are drawn (see `Run::new`).
-static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// The most runs a lab trains side by side.
 pub const MAX_RUNS: usize = 4;
 
@@ -283,12 +280,8 @@ pub struct Run {
 impl Run {
     fn new(id: String, spec: NetSpec, config: CifarConfig, seed: u64, sgd: SgdConfig) -> Result<Self> {
         let graph: Arc<Graph> = Arc::new(cifar(&config));
-        let model = {
-            // `Model::random` seeds libtorch's global generator and draws from it: two labs
-            // built at once on two threads would otherwise interleave their draws.
-            let _turn = INIT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            Model::random(Arc::clone(&graph), Device::Cpu, seed as i64)?
-        };
+        // Seeded under the engine's lock on libtorch's one generator (`executor::seeded`).
+        let model = Model::random(Arc::clone(&graph), Device::Cpu, seed as i64)?;
         let trainable: Vec<usize> =
             graph.params.iter().enumerate().filter(|(_, p)| p.trainable).map(|(i, _)| i).collect();
         let layers = trainable

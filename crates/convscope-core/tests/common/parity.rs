@@ -98,16 +98,14 @@ impl Fixture {
     }
 }
 
-/// libtorch's default generator is one per process: tests running side by side must not
-/// reseed it between another's `manual_seed` and `randn`.
-static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// `torch.manual_seed(seed); torch.randn(shape) * std`, as make_fixtures.py generates it.
+/// `torch.manual_seed(seed); torch.randn(shape) * std`, as make_fixtures.py generates it; under
+/// the engine's lock on libtorch's one generator, which `Model::random` in another test of the
+/// same binary also takes.
 fn regenerate(recipe: &serde_json::Value) -> Tensor {
     let shape: Vec<i64> = recipe["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
-    let _only_us = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    tch::manual_seed(recipe["seed"].as_i64().unwrap());
-    Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)) * recipe["std"].as_f64().unwrap()
+    convscope_core::executor::seeded(recipe["seed"].as_i64().unwrap(), || {
+        Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu))
+    }) * recipe["std"].as_f64().unwrap()
 }
 
 /// The SHA-256 of a float32 tensor's little-endian bytes, in row-major order.
