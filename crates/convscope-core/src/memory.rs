@@ -18,3 +18,15 @@ pub fn keep_freed_memory() {
         libc::mallopt(libc::M_TRIM_THRESHOLD, KEPT_FREED_BYTES);
     }
 }
+
+/// Hands the allocator's free memory back to the kernel. Called when a model is replaced:
+/// what the old one held (weights, kept outputs, a batch) sits in glibc's free lists, spread
+/// over the arenas of every thread that touched it, and kept the app at 3 GB resident after a
+/// burst of switches where 0.5 GB was live.
+pub fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -229,6 +229,7 @@ impl Worker {
         self.decoded = None;
         self.batch = None;
         self.outputs.clear();
+        crate::memory::release_freed_memory();
         Ok(Payload::Loaded(loaded))
     }
 
