@@ -12,14 +12,18 @@
 //! every face shares above the executor, `paths` where the checkout keeps things, `format`
 //! the numbers as both faces print them. Nothing here links egui, eframe, wgpu or clap.
 
+pub mod calculators;
+pub mod compare;
 pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod export;
 pub mod format;
 pub mod graph;
+pub mod history;
 mod jpeg;
 pub mod lab;
+pub mod latency;
 pub mod manifest;
 pub mod memory;
 pub mod paths;

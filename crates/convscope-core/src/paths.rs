@@ -50,6 +50,12 @@ pub fn weights_dir() -> PathBuf {
     std::env::var_os("CONVSCOPE_WEIGHTS").map(PathBuf::from).unwrap_or_else(|| checkout().join("weights"))
 }
 
+/// The latencies measured on this machine (`latency::Cache`): `$CONVSCOPE_LATENCY`, else
+/// `target/latency.json` in the checkout, beside the bench's files.
+pub fn latency_cache() -> PathBuf {
+    std::env::var_os("CONVSCOPE_LATENCY").map(PathBuf::from).unwrap_or_else(|| checkout().join("target/latency.json"))
+}
+
 /// The reference outputs `make fixtures` writes with the venv's PyTorch (tests only).
 pub fn fixtures_dir() -> PathBuf {
     checkout().join("target/fixtures")

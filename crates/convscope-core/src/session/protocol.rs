@@ -5,10 +5,12 @@ use std::sync::Arc;
 
 use tch::Device;
 
+use crate::compare::Comparison;
 use crate::engine::batch::BatchSummary;
 use crate::engine::{GradientSettings, Prediction, ResolvedGradientSettings, WeightsChoice};
 use crate::executor::GradientMode;
 use crate::graph::NodeId;
+use crate::latency::{Machine, Rounds, Timing};
 use crate::zoo::ArchSpec;
 
 /// An image as the user gave it: a file, bytes (a drop without a readable path), or pixels
@@ -60,6 +62,50 @@ pub enum Request {
     Gradients { disabled: Vec<NodeId>, target: Option<i64>, retention: Retention, settings: GradientSettings },
     /// One node's output from the last run.
     Activation { node: NodeId },
+    /// Runs one image through two architectures (installed weights, else random) and sets
+    /// them side by side (`compare`).
+    Compare { specs: Box<[ArchSpec; 2]>, image: ImageInput, device: Device },
+    /// Times the forward pass of each architecture of the job in turn (`latency`). The worker
+    /// times one per turn and puts the job back, so other requests pass in between; each
+    /// timing comes back as it lands.
+    Measure(Box<MeasureJob>),
+    /// Stops a measurement: it replaces the job waiting its next turn.
+    CancelMeasure,
+}
+
+/// A measurement of this machine under way.
+#[derive(Clone, Debug)]
+pub struct MeasureJob {
+    /// The architectures to time, in order.
+    pub ids: Vec<&'static str>,
+    pub device: Device,
+    pub rounds: Rounds,
+    /// Where each timing is recorded as it lands (`paths::latency_cache`); `None` keeps none.
+    pub cache: Option<PathBuf>,
+    /// How many of `ids` are timed: the worker puts the job back with this advanced.
+    pub done: usize,
+}
+
+/// Where a measurement stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeasureState {
+    Running,
+    Finished,
+    Cancelled,
+}
+
+/// One step of a measurement.
+#[derive(Clone, Debug)]
+pub struct MeasureProgress {
+    /// What the timings depend on, as the worker saw it.
+    pub machine: Machine,
+    /// The architecture just timed: its timing, or why it could not be timed.
+    pub timed: Option<(&'static str, Result<Timing, String>)>,
+    pub done: usize,
+    pub total: usize,
+    pub state: MeasureState,
+    /// Why a timing could not be written to the cache, if it could not.
+    pub cache_error: Option<String>,
 }
 
 /// Which outputs of a run the worker keeps for the layer view. They stay on the model's
@@ -84,6 +130,9 @@ pub enum RequestKind {
     Classify,
     Gradients,
     Activation,
+    Compare,
+    /// A measurement and its cancellation: the newest of the two wins.
+    Measure,
 }
 
 impl Request {
@@ -94,6 +143,8 @@ impl Request {
             Request::Classify { .. } => RequestKind::Classify,
             Request::Gradients { .. } => RequestKind::Gradients,
             Request::Activation { .. } => RequestKind::Activation,
+            Request::Compare { .. } => RequestKind::Compare,
+            Request::Measure(_) | Request::CancelMeasure => RequestKind::Measure,
         }
     }
 }
@@ -182,6 +233,8 @@ pub enum Payload {
     Predicted(Box<Predicted>),
     Gradients(Box<GradientFlow>),
     Activation(Box<ActivationData>),
+    Compared(Box<Comparison>),
+    Measured(Box<MeasureProgress>),
 }
 
 /// The answer to one request; errors are sentences for the user.

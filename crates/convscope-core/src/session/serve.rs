@@ -13,8 +13,8 @@ use crate::engine::batch::{self, Batch, BatchImage, BatchKind};
 use crate::engine::{self, GradientSettings, WeightsChoice};
 use crate::executor::{GradientMode, Layout, Model, RunOptions, Targets};
 use crate::graph::NodeId;
-use crate::preprocess;
 use crate::zoo::ArchSpec;
+use crate::{compare, latency, preprocess, zoo};
 
 /// A decoded image kept for augmented crops is cut down to this on its longer side: crops of
 /// a 50-megapixel photo need not all be resampled from 50 megapixels.
@@ -111,6 +111,8 @@ pub(super) struct Worker {
     /// The residual switches and retention of the last run, to run it again up to a node.
     disabled: Vec<NodeId>,
     retention: Retention,
+    /// The models of the last comparison that were not the explorer's, kept for the next.
+    compared: Vec<Model>,
 }
 
 impl Worker {
@@ -133,15 +135,18 @@ impl Worker {
             let retry = (kind == RequestKind::Gradients).then(|| request.clone());
             // A libtorch call that panics (they are meant to return errors, but a bug in
             // a binding should not take the whole app down) becomes a message.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(request, &inbox)))
-                .unwrap_or_else(|panic| {
-                    let text = panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                        .unwrap_or_else(|| "unknown failure".into());
-                    Err(ReplyError { message: format!("the model worker failed: {text}"), image: None })
-                });
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match request {
+                Request::Measure(job) => self.measure_turn(seq, *job, &inbox),
+                other => self.handle(other, &inbox),
+            }))
+            .unwrap_or_else(|panic| {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "unknown failure".into());
+                Err(ReplyError { message: format!("the model worker failed: {text}"), image: None })
+            });
             let result = match result {
                 Ok(Some(payload)) => {
                     if kind == RequestKind::Load {
@@ -196,6 +201,22 @@ impl Worker {
                 }
             }
             Request::Activation { node } => Payload::Activation(Box::new(self.activation(node)?)),
+            Request::Compare { specs, image, device } => {
+                let [a, b] = *specs;
+                let comparison = self
+                    .compare([a, b], &image, device)
+                    .map_err(|message| ReplyError { message, image: Some(image.name()) })?;
+                Payload::Compared(Box::new(comparison))
+            }
+            // Reached only when no job waits: the cancel replaced it in the inbox.
+            Request::CancelMeasure | Request::Measure(_) => Payload::Measured(Box::new(MeasureProgress {
+                machine: latency::Machine::current(Device::Cpu),
+                timed: None,
+                done: 0,
+                total: 0,
+                state: MeasureState::Cancelled,
+                cache_error: None,
+            })),
         };
         Ok(Some(payload))
     }
@@ -411,6 +432,113 @@ impl Worker {
             .map_err(|e| plain(e.to_string()))
             .and_then(|flat| Vec::<f32>::try_from(&flat).map_err(|e| plain(e.to_string())))?;
         Ok(ActivationData { arch, node, shape, values })
+    }
+}
+
+impl Worker {
+    /// One turn of a measurement: times the next architecture of `job`, then puts the job back
+    /// for its next turn; `Ok(None)` when newer requests interrupted the timing (the job waits
+    /// behind them, the architecture to be timed again).
+    fn measure_turn(&mut self, seq: u64, mut job: MeasureJob, inbox: &Inbox) -> Result<Option<Payload>, ReplyError> {
+        let machine = latency::Machine::current(job.device);
+        let total = job.ids.len();
+        let progress = |timed, done, state, cache_error| {
+            Payload::Measured(Box::new(MeasureProgress {
+                machine: machine.clone(),
+                timed,
+                done,
+                total,
+                state,
+                cache_error,
+            }))
+        };
+        let Some(&id) = job.ids.get(job.done) else {
+            return Ok(Some(progress(None, total, MeasureState::Finished, None)));
+        };
+        let interrupt = || inbox.should_yield(RequestKind::Measure);
+        let outcome = zoo::find(id)
+            .and_then(|spec| latency::time_forward(&spec, job.device, &job.rounds, &interrupt))
+            .map_err(|e| e.to_string());
+        let timing = match outcome {
+            Ok(None) => {
+                inbox.put_back(seq, Request::Measure(Box::new(job)));
+                return Ok(None);
+            }
+            Ok(Some(timing)) => Ok(timing),
+            // One network that cannot run here (out of memory on a small GPU) ends nothing.
+            Err(message) => Err(message),
+        };
+        let cache_error = match (&job.cache, &timing) {
+            (Some(path), Ok(timing)) => latency::record_in(path, &machine, id, *timing).err().map(|e| e.to_string()),
+            _ => None,
+        };
+        job.done += 1;
+        let done = job.done;
+        let state = if done < total { MeasureState::Running } else { MeasureState::Finished };
+        if state == MeasureState::Running {
+            inbox.put_back(seq, Request::Measure(Box::new(job)));
+        }
+        Ok(Some(progress(Some((id, timing)), done, state, cache_error)))
+    }
+
+    /// Two networks on one image. Each is the explorer's model when it is the same network on
+    /// the same device, else one kept from the last comparison, else loaded (installed
+    /// weights, else random).
+    fn compare(
+        &mut self,
+        specs: [ArchSpec; 2],
+        image: &ImageInput,
+        device: Device,
+    ) -> Result<compare::Comparison, String> {
+        let decoded = decode_image(image)?;
+        let is = |model: &Model, spec: &ArchSpec| model.graph().arch == spec.id && model.device() == device;
+        let mut kept = std::mem::take(&mut self.compared);
+        let mut own = Vec::new();
+        for spec in &specs {
+            let explorer = self.model.as_ref().is_some_and(|m| is(m, spec));
+            if explorer || own.iter().any(|m: &Model| is(m, spec)) {
+                continue;
+            }
+            let model = match kept.iter().position(|m| is(m, spec)) {
+                Some(i) => kept.swap_remove(i),
+                None => {
+                    let weights = WeightsChoice::Installed { seed: engine::DEFAULT_SEED };
+                    engine::load_model(spec, &weights, device).map_err(|e| e.to_string())?.0
+                }
+            };
+            own.push(model);
+        }
+        drop(kept);
+        let pick = |spec: &ArchSpec| -> Result<&Model, String> {
+            self.model
+                .as_ref()
+                .filter(|m| is(m, spec))
+                .or_else(|| own.iter().find(|m| is(m, spec)))
+                .ok_or_else(|| format!("{} could not be prepared", spec.id))
+        };
+        let models = [pick(&specs[0])?, pick(&specs[1])?];
+        let comparison =
+            compare::compare([&specs[0], &specs[1]], models, &decoded, &image.name()).map_err(|e| e.to_string())?;
+        self.compared = own;
+        Ok(comparison)
+    }
+}
+
+/// An image as the user gave it, decoded within the limits `classify` sets.
+fn decode_image(image: &ImageInput) -> Result<image::DynamicImage, String> {
+    match image {
+        ImageInput::Path(path) => preprocess::load_image(path).map_err(|e| e.to_string()),
+        ImageInput::Bytes { name, bytes } => {
+            if bytes.len() as u64 > preprocess::MAX_FILE_BYTES {
+                return Err(format!(
+                    "{name}: the file is {} MB; images over {} MB are refused",
+                    bytes.len() >> 20,
+                    preprocess::MAX_FILE_BYTES >> 20
+                ));
+            }
+            preprocess::decode_image_named(bytes, Some(std::path::Path::new(name))).map_err(|e| format!("{name}: {e}"))
+        }
+        ImageInput::Pixels { name, size, rgba } => image_from_rgba(*size, rgba).map_err(|e| format!("{name}: {e}")),
     }
 }
 

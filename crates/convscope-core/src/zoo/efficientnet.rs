@@ -205,6 +205,26 @@ pub fn efficientnet_b7() -> Graph {
     efficientnet("efficientnet_b7", Scaling { width: 2.0, depth: 3.1, dropout: 0.5, norm: TF_NORM })
 }
 
+/// The width and depth multipliers torchvision's `efficientnet_b0`..`efficientnet_b7` pass,
+/// from the reference TensorFlow implementation (hand-set near the paper's α^φ and β^φ).
+pub const TORCHVISION_MULTIPLIERS: [(&str, f64, f64); 8] = [
+    ("efficientnet_b0", 1.0, 1.0),
+    ("efficientnet_b1", 1.0, 1.1),
+    ("efficientnet_b2", 1.1, 1.2),
+    ("efficientnet_b3", 1.2, 1.4),
+    ("efficientnet_b4", 1.4, 1.8),
+    ("efficientnet_b5", 1.6, 2.2),
+    ("efficientnet_b6", 1.8, 2.6),
+    ("efficientnet_b7", 2.0, 3.1),
+];
+
+/// B0 scaled by any width and depth multipliers, rounded as torchvision rounds them (channels
+/// to multiples of 8, blocks per stage up): what compound scaling gives for a coefficient φ,
+/// to set against B1..B7 (`calculators::Compound`).
+pub fn efficientnet_scaled(arch: &str, width: f64, depth: f64) -> Graph {
+    efficientnet(arch, Scaling { width, depth, dropout: 0.2, norm: TORCH_NORM })
+}
+
 /// torchvision's stochastic-depth probability at the deepest block (`stochastic_depth_prob`).
 const STOCHASTIC_DEPTH: f64 = 0.2;
 
