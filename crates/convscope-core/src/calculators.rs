@@ -164,7 +164,7 @@ impl Bottleneck {
                     formula: b.bottleneck_macs(),
                     graph: r_info.macs + c_info.macs,
                     sizes: format!(
-                        "{size}×{size}×{} → 1×1 to {} → {k}×{k} to {}",
+                        "{size}×{size}×{}, 1×1 to {}, then {k}×{k} to {}",
                         b.in_channels,
                         b.reduced,
                         b.out_channels,
@@ -389,7 +389,7 @@ impl SmallFilters {
                     quantity: "MACs",
                     formula: s.stacked_macs(),
                     graph,
-                    sizes: format!("{n} × 3×3, {0} → {0} channels at {1}×{1}", s.channels, size),
+                    sizes: format!("{n} × 3×3, {0} to {0} channels at {1}×{1}", s.channels, size),
                 })
             })
             .collect()
@@ -441,7 +441,7 @@ pub fn vgg19_fc1_check() -> Result<GraphCheck> {
         quantity: "parameters",
         formula: flat * out + out,
         graph: info.params,
-        sizes: format!("{} = {flat} features → {out}, plus {out} biases", crate::graph::shape_label(&pooled)),
+        sizes: format!("{} = {flat} features to {out}, plus {out} biases", crate::graph::shape_label(&pooled)),
     })
 }
 
@@ -945,7 +945,7 @@ mod tests {
         }
         // The seed's own sizes are the ones GoogLeNet's 1×1 reduction has.
         let googlenet = &checks[0];
-        assert_eq!(googlenet.sizes, "28×28×192 → 1×1 to 16 → 3×3 to 32");
+        assert_eq!(googlenet.sizes, "28×28×192, 1×1 to 16, then 3×3 to 32");
         let defaults = Bottleneck::default();
         assert_eq!(defaults.reduce_macs(), 2_408_448, "inception3a.branch3.0.conv's MACs");
         for link in [Separable::LINK, SmallFilters::LINK, VGG19_FC1, Fire::LINK, Compound::LINK] {

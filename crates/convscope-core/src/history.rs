@@ -175,7 +175,7 @@ impl Entry {
 
     /// The card's problem and answer, each cut to its first sentence: one line for a tooltip.
     pub fn story_line(&self) -> String {
-        format!("{} → {}", first_sentence(self.problem, 110), first_sentence(self.answer, 110))
+        format!("{} — {}", first_sentence(self.problem, 110), first_sentence(self.answer, 110))
     }
 }
 
@@ -283,7 +283,7 @@ mod tests {
     fn a_story_line_is_one_sentence_each() {
         let line = entries().into_iter().find(|e| e.id == "resnet50").map(|e| e.story_line()).unwrap_or_default();
         assert!(line.starts_with("Deeper plain networks trained worse"), "{line}");
-        assert!(line.contains(" → An identity shortcut around every block"), "{line}");
+        assert!(line.contains(" — An identity shortcut around every block"), "{line}");
         assert!(!line.contains('\n'));
         assert_eq!(first_sentence("Short. Then more.", 40), "Short");
         assert_eq!(first_sentence("one two three four", 9), "one two…");
