@@ -22,6 +22,7 @@ pub mod memory;
 mod reference;
 mod stats;
 mod table;
+mod timeline;
 mod train_step;
 
 use std::io::Write;
@@ -103,6 +104,10 @@ pub struct BenchArgs {
     /// Also write the results as JSON.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Time every architecture of the zoo (or those named) on this machine instead, batch 1 at
+    /// its native input, in a table along the timeline; the History chart reads the timings.
+    #[arg(long, conflicts_with_all = ["memory", "modes"])]
+    pub zoo: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -232,6 +237,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if args.train_step {
         return train_step::run(args);
+    }
+    if args.zoo {
+        return timeline::run(args);
     }
     if args.memory {
         let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
