@@ -23,7 +23,7 @@ use crate::command::{Command, Pasted};
 use crate::export::DiagramExport;
 use crate::picker::{self, ArchFacts};
 use crate::settings::{CentralView, DeviceChoice, Settings};
-use crate::{diagram, gradients, layers, prediction, top_bar};
+use crate::{diagram, gradients, history, layers, prediction, top_bar};
 
 /// What the window opens with: the command line first, then the saved settings, then the
 /// fallbacks.
@@ -35,6 +35,8 @@ pub struct Start {
     pub fallback_image: Option<PathBuf>,
     /// Ignore saved settings (tests, and a clean start).
     pub ignore_storage: bool,
+    /// Where the History chart keeps this machine's latencies; `None`: `paths::latency_cache`.
+    pub latency_cache: Option<PathBuf>,
 }
 
 /// What `convscope` opens when no architecture is named and nothing was saved: the pretrained
@@ -56,6 +58,7 @@ impl Start {
             fallback_arch: Some(fallback_arch.to_owned()),
             fallback_image: cat.is_file().then_some(cat),
             ignore_storage: false,
+            latency_cache: None,
         }
     }
 }
@@ -94,6 +97,9 @@ pub(crate) struct Runtime {
     pub(crate) layers: layers::LayerView,
     pub(crate) gradients: gradients::GradientView,
     pub(crate) diagram: diagram::DiagramView,
+    pub(crate) history: history::HistoryView,
+    /// A node to show in the diagram once its architecture has loaded (a calculator's link).
+    pub(crate) pending_node: Option<&'static str>,
     pub(crate) picker: picker::Picker,
     pub(crate) cuda_available: bool,
     /// An image waiting for the model to finish loading.
@@ -143,6 +149,8 @@ impl App {
                 layers: layers::LayerView::default(),
                 gradients: gradients::GradientView::default(),
                 diagram: diagram::DiagramView::default(),
+                history: history::HistoryView::default(),
+                pending_node: None,
                 picker: picker::Picker::default(),
                 cuda_available,
                 pending_image: None,
@@ -172,6 +180,7 @@ impl App {
                     start.fallback_image
                 }
             });
+        app.runtime.history.latency.path = start.latency_cache.unwrap_or_else(paths::latency_cache);
         if let Some(spec) = spec {
             app.apply(vec![Command::SelectArch(spec.id)]);
         }
@@ -219,6 +228,31 @@ impl App {
         self.runtime.gradients.ghost.as_ref()
     }
 
+    /// Where the History chart drew an architecture's bubble last frame, in screen points.
+    pub fn history_bubble(&self, id: &str) -> Option<history::Drawn> {
+        self.runtime.history.bubble(id)
+    }
+
+    /// The bubble under the pointer on the History chart.
+    pub fn history_hovered(&self) -> Option<&'static str> {
+        self.runtime.history.hovered()
+    }
+
+    /// The architectures whose label found room on the chart last frame.
+    pub fn history_labelled(&self) -> &[&'static str] {
+        self.runtime.history.labelled()
+    }
+
+    /// The last comparison of two networks.
+    pub fn comparison(&self) -> Option<&convscope_core::compare::Comparison> {
+        self.runtime.history.compare.shown.as_ref().map(|s| &s.comparison)
+    }
+
+    /// A measurement of this machine under way: architectures timed, and to time.
+    pub fn measuring(&self) -> Option<(usize, usize)> {
+        self.runtime.history.latency.measuring.as_ref().map(|m| (m.done, m.total))
+    }
+
     /// The residual merges switched off.
     pub fn disabled_residuals(&self) -> Vec<NodeId> {
         self.disabled()
@@ -260,11 +294,13 @@ impl App {
             layers,
             gradients,
             diagram,
+            history,
             picker,
             cuda_available,
             pending_image,
             wants_gradients,
             fetching,
+            image,
             ..
         } = runtime;
         let model = model.as_ref();
@@ -317,8 +353,23 @@ impl App {
                 layers.ui(ui, model, prediction.shown.is_some(), pending, maps, commands);
             }
             CentralView::Diagram => diagram.ui(ui, model, layers.selected, &gradients.disabled, commands),
+            CentralView::History => {
+                let input = history::HistoryInput {
+                    specs,
+                    device: settings.device.device(),
+                    loaded: model.map(|m| m.spec.id),
+                    image: runtime_image_name(image.as_ref()),
+                    compare_pending: worker.is_pending(RequestKind::Compare),
+                };
+                history.ui(ui, &mut settings.history, &input, commands);
+            }
         });
     }
+}
+
+/// The name of the image a comparison runs on.
+fn runtime_image_name(image: Option<&ImageInput>) -> Option<String> {
+    image.map(ImageInput::name)
 }
 
 impl eframe::App for App {

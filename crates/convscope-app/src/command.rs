@@ -7,13 +7,15 @@ use std::sync::mpsc::sync_channel;
 
 use convscope_core::engine::{self, GradientSettings, WeightsChoice};
 use convscope_core::graph::NodeId;
-use convscope_core::session::{ImageInput, Request, RequestKind, Retention};
+use convscope_core::latency::Rounds;
+use convscope_core::session::{ImageInput, MeasureJob, Request, RequestKind, Retention};
 
 use crate::app::{App, Message};
 use crate::clipboard::{image_from_pasted, read_clipboard};
 use crate::export::saved_message;
 use crate::gradients;
-use crate::settings::{DeviceChoice, ThemeChoice};
+use crate::history::Measuring;
+use crate::settings::{CentralView, DeviceChoice, ThemeChoice};
 
 /// What UI code asks for; `App::apply` carries it out at the end of the frame.
 #[must_use]
@@ -48,6 +50,21 @@ pub enum Command {
     ExportDiagram,
     DismissMessage,
     DismissNotice,
+    /// Loads an architecture (a bubble of the History chart) and shows it in the explorer.
+    OpenInExplorer(&'static str),
+    /// Opens the diagram of `arch` on the node named `node` (a calculator's link), loading
+    /// the architecture first if need be.
+    ShowNode {
+        arch: &'static str,
+        node: &'static str,
+    },
+    /// Times every architecture on this machine (`again`), or those not measured yet.
+    MeasureMachine {
+        again: bool,
+    },
+    CancelMeasure,
+    /// Runs the current image (else the bundled cat) through two architectures.
+    Compare([&'static str; 2]),
 }
 
 /// Something pasted.
@@ -236,7 +253,62 @@ impl App {
             }
             Command::DismissMessage => rt.message = None,
             Command::DismissNotice => rt.notice = None,
+            Command::OpenInExplorer(id) => {
+                self.settings.central = CentralView::FeatureMaps;
+                if self.settings.arch.as_deref() != Some(id) {
+                    self.apply_one(Command::SelectArch(id));
+                }
+            }
+            Command::ShowNode { arch, node } => {
+                self.settings.central = CentralView::Diagram;
+                let loaded = rt.model.as_ref().is_some_and(|m| m.spec.id == arch);
+                if loaded && !rt.worker.is_pending(RequestKind::Load) {
+                    self.show_node(node);
+                } else {
+                    rt.pending_node = Some(node);
+                    if self.settings.arch.as_deref() != Some(arch) {
+                        self.apply_one(Command::SelectArch(arch));
+                    }
+                }
+            }
+            Command::MeasureMachine { again } => {
+                let device = self.settings.device.device();
+                let ids = rt.history.measurement_ids(device, again);
+                if ids.is_empty() {
+                    return;
+                }
+                rt.history.latency.failures.clear();
+                rt.history.latency.measuring = Some(Measuring { done: 0, total: ids.len(), last: None });
+                let cache = Some(rt.history.latency.path.clone());
+                let job = MeasureJob { ids, device, rounds: Rounds::default(), cache, done: 0 };
+                rt.worker.send(Request::Measure(Box::new(job)));
+            }
+            Command::CancelMeasure => {
+                rt.history.latency.measuring = None;
+                rt.worker.send(Request::CancelMeasure);
+            }
+            Command::Compare(ids) => {
+                let specs = ids.map(|id| rt.specs.iter().find(|s| s.id == id).cloned());
+                let [Some(a), Some(b)] = specs else { return };
+                let image =
+                    rt.image.clone().unwrap_or_else(|| ImageInput::Path(convscope_core::paths::asset("chelsea.png")));
+                let device = self.settings.device.device();
+                rt.worker.send(Request::Compare { specs: Box::new([a, b]), image, device });
+            }
         }
+    }
+
+    /// Selects the node named `node` of the loaded model and opens the diagram on it.
+    pub(crate) fn show_node(&mut self, node: &str) {
+        let Some(model) = &self.runtime.model else { return };
+        let Some(id) = model.graph.node_id(node) else {
+            self.runtime.message =
+                Some(Message { text: format!("{} has no node {node}", model.spec.id), is_error: true });
+            return;
+        };
+        let graph = std::sync::Arc::clone(&model.graph);
+        self.runtime.diagram.reveal(&graph, id);
+        self.apply_one(Command::SelectNode(id));
     }
 
     pub(crate) fn disabled(&self) -> Vec<NodeId> {

@@ -14,6 +14,7 @@
 //! - `layers`: stepping through nodes; feature maps as heatmaps or bars.
 //! - `gradients`: gradient norms along depth, residual switches, ghost of the last curve.
 //! - `diagram`: the architecture graph inside a pan/zoom scene.
+//! - `history`: accuracy against cost, the seed's calculations, two networks side by side.
 //! - `theme`: every colour.
 //!
 //! The model itself runs on the worker thread of `convscope_core::session`; libtorch never
@@ -30,6 +31,7 @@ mod command;
 mod diagram;
 mod export;
 mod gradients;
+mod history;
 mod input;
 mod layers;
 mod picker;
@@ -42,7 +44,8 @@ mod top_bar;
 pub use app::{App, DEFAULT_ARCH, FALLBACK_ARCH, LoadedModel, Message, Start};
 pub use clipboard::{PASTED_IMAGE, path_from_pasted_text};
 pub use command::{Command, Pasted};
-pub use settings::{CentralView, DeviceChoice, Settings, ThemeChoice};
+pub use history::Drawn as HistoryBubble;
+pub use settings::{CentralView, DeviceChoice, HistorySettings, HistoryTab, Settings, ThemeChoice, XAxis};
 
 /// Opens the explorer in a native window and runs it until the window closes.
 pub fn run_window(start: Start) -> Result<(), String> {

@@ -33,6 +33,8 @@ impl App {
                     (RequestKind::Classify, Some(image)) => format!("Could not use {image}: {}", error.message),
                     (RequestKind::Load, _) => format!("Could not load the model: {}", error.message),
                     (RequestKind::Device, _) => format!("Could not move the model: {}", error.message),
+                    (RequestKind::Compare, _) => format!("Could not compare: {}", error.message),
+                    (RequestKind::Measure, _) => format!("Could not measure this machine: {}", error.message),
                     _ => error.message,
                 };
                 self.runtime.message = Some(Message { text, is_error: true });
@@ -42,6 +44,9 @@ impl App {
                 {
                     // The previous model is still there: the image runs on it.
                     self.classify(image);
+                }
+                if reply.kind == RequestKind::Measure {
+                    self.runtime.history.latency.measuring = None;
                 }
                 if reply.kind == RequestKind::Device {
                     // The model stayed where it was.
@@ -84,6 +89,9 @@ impl App {
                 let image = rt.pending_image.take().or_else(|| rt.image.clone());
                 if let Some(image) = image {
                     self.classify(image);
+                }
+                if let Some(node) = self.runtime.pending_node.take() {
+                    self.show_node(node);
                 }
             }
             Payload::Moved(device) => {
@@ -131,6 +139,14 @@ impl App {
                     return;
                 }
                 rt.layers.receive(*data);
+            }
+            Payload::Compared(comparison) => self.runtime.history.compare.receive(ctx, *comparison),
+            Payload::Measured(progress) => {
+                if let Some(error) = &progress.cache_error {
+                    self.runtime.message =
+                        Some(Message { text: format!("Could not keep the timing: {error}"), is_error: true });
+                }
+                self.runtime.history.latency.receive(*progress);
             }
         }
     }

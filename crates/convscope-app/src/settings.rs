@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tch::Device;
 
+use convscope_core::history::Top1Source;
 use convscope_core::session::Retention;
 
 /// What is kept between runs.
@@ -25,6 +26,8 @@ pub struct Settings {
     pub channel_limit: usize,
     /// Which outputs of a run stay in memory for the layer view.
     pub retention: Retention,
+    /// The History view's choices.
+    pub history: HistorySettings,
 }
 
 impl Settings {
@@ -64,6 +67,7 @@ impl Default for Settings {
             per_channel: true,
             channel_limit: 64,
             retention: Retention::EveryLayer,
+            history: HistorySettings::default(),
         }
     }
 }
@@ -114,6 +118,51 @@ pub enum CentralView {
     #[default]
     FeatureMaps,
     Diagram,
+    /// Accuracy against cost, the seed's calculations, two networks side by side.
+    History,
+}
+
+/// What the History view shows.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct HistorySettings {
+    pub tab: HistoryTab,
+    pub x_axis: XAxis,
+    pub top1: Top1Source,
+}
+
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum HistoryTab {
+    #[default]
+    Chart,
+    Calculations,
+    Compare,
+}
+
+/// The chart's horizontal axis: when, or what it costs.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub enum XAxis {
+    Year,
+    /// Multiply-accumulates of one forward pass, log scale.
+    #[default]
+    Macs,
+    /// Parameters, log scale.
+    Params,
+    /// This machine's measured forward time, log scale.
+    Latency,
+}
+
+impl XAxis {
+    pub const ALL: [XAxis; 4] = [XAxis::Year, XAxis::Macs, XAxis::Params, XAxis::Latency];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            XAxis::Year => "year",
+            XAxis::Macs => "GMACs (log)",
+            XAxis::Params => "parameters (log)",
+            XAxis::Latency => "latency here (log)",
+        }
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +204,7 @@ mod tests {
             theme: ThemeChoice::Dark,
             central: CentralView::Diagram,
             channel_limit: 12,
+            history: HistorySettings { tab: HistoryTab::Compare, x_axis: XAxis::Latency, top1: Top1Source::Reference },
             ..Settings::default()
         };
         let mut storage = MemoryStorage::default();

@@ -4,6 +4,7 @@
 use egui::Color32;
 
 use convscope_core::graph::{Activation, Op};
+use convscope_core::history::Family;
 
 /// Probability bars and the current gradient curve.
 pub const ACCENT: Color32 = Color32::from_rgb(0x3b, 0x82, 0xc4);
@@ -30,6 +31,25 @@ pub const EXPORT_GAP: Color32 = Color32::from_rgb(0x20, 0x20, 0x20);
 pub const WEIGHTS_PRETRAINED: Color32 = Color32::from_rgb(0x4c, 0xa8, 0x6a);
 pub const WEIGHTS_TRAINED: Color32 = Color32::from_rgb(0x3b, 0x82, 0xc4);
 pub const WEIGHTS_RANDOM: Color32 = Color32::from_rgb(0xd0, 0x8c, 0x2c);
+
+/// Families on the History chart: Tableau's categorical colours, legible on both themes.
+pub fn family_color(family: Family) -> Color32 {
+    let rgb = match family {
+        Family::LeNet => 0x8c8c8c,
+        Family::AlexNet => 0xd62728,
+        Family::Vgg => 0x8c564b,
+        Family::Inception => 0x2ca02c,
+        Family::ResNet => 0x1f77b4,
+        Family::InceptionResNet => 0x17becf,
+        Family::SqueezeNet => 0xbcbd22,
+        Family::DenseNet => 0x9467bd,
+        Family::MobileNet => 0xff7f0e,
+        Family::ShuffleNet => 0xe377c2,
+        Family::EfficientNet => 0xe6b800,
+    };
+    let [_, r, g, b] = u32::to_be_bytes(rgb);
+    Color32::from_rgb(r, g, b)
+}
 
 /// Op kinds as the diagram and its legend colour them.
 pub fn op_color(op: &Op) -> Color32 {

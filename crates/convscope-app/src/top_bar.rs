@@ -53,6 +53,8 @@ pub(crate) fn top_bar_ui(ui: &mut egui::Ui, settings: &mut Settings, status: &St
         ui.toggle_value(&mut settings.show_gradients, "Gradients").on_hover_text("Show the gradient flow");
         ui.selectable_value(&mut settings.central, CentralView::FeatureMaps, "Feature maps");
         ui.selectable_value(&mut settings.central, CentralView::Diagram, "Diagram");
+        ui.selectable_value(&mut settings.central, CentralView::History, "History")
+            .on_hover_text("Accuracy against cost for every network, the seed's calculations, two networks compared");
         ui.separator();
         let (label, next) = match settings.theme {
             ThemeChoice::System => ("Theme: system", ThemeChoice::Dark),
@@ -107,6 +109,10 @@ pub(crate) fn status_text(worker: &WorkerHandle) -> &'static str {
         "computing gradients…"
     } else if worker.is_pending(RequestKind::Activation) {
         "reading the layer…"
+    } else if worker.is_pending(RequestKind::Compare) {
+        "comparing two networks…"
+    } else if worker.is_pending(RequestKind::Measure) {
+        "measuring this machine…"
     } else {
         "waiting for the model…"
     }

@@ -290,3 +290,23 @@ fn resnet56_at_initialisation_in_a_training_step_with_and_without_shortcuts() {
     });
     save(&mut harness, "resnet56_training_step_without_shortcuts");
 }
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
+fn history_chart_of_accuracy_against_cost() {
+    let mut harness = harness("resnet50");
+    layout(&mut harness, false, false, false, false);
+    click(&mut harness, "History");
+    idle(&mut harness);
+    save(&mut harness, "history");
+    // With this machine's latencies, where `convscope bench --zoo` (or the view's own button)
+    // measured them.
+    click(&mut harness, "latency here (log)");
+    let measured = convscope_core::zoo::all().iter().filter(|s| harness.state().history_bubble(s.id).is_some()).count();
+    if measured * 4 >= convscope_core::zoo::all().len() * 3 {
+        save(&mut harness, "history_latency");
+    } else {
+        println!("history_latency.png not written: {measured} networks measured here; run `convscope bench --zoo`");
+    }
+    click(&mut harness, "GMACs (log)");
+}

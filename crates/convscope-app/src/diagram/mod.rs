@@ -27,6 +27,8 @@ pub struct DiagramView {
     scene_rect: egui::Rect,
     fit_requested: bool,
     follow: Option<NodeId>,
+    /// A node to zoom in on the next time the diagram is drawn.
+    focus: Option<NodeId>,
     /// Where the canvas was drawn this frame, in points; `None` when the diagram is hidden.
     canvas_rect: Option<egui::Rect>,
     /// Screen points per layout point, as last drawn.
@@ -43,6 +45,7 @@ impl Default for DiagramView {
             scene_rect: egui::Rect::NOTHING,
             fit_requested: true,
             follow: None,
+            focus: None,
             canvas_rect: None,
             zoom: 1.0,
             baked: None,
@@ -71,6 +74,22 @@ impl DiagramView {
     /// Brings a node into view the next time the diagram is drawn.
     pub fn follow(&mut self, node: NodeId) {
         self.follow = Some(node);
+    }
+
+    /// Opens the blocks holding `node` and zooms in on it the next time the diagram is drawn.
+    pub fn reveal(&mut self, graph: &Graph, node: NodeId) {
+        if self.layout_key.as_ref().is_none_or(|(arch, _)| *arch != graph.arch) {
+            self.expanded = default_expanded(graph);
+        }
+        let mut block = graph.nodes.get(node).and_then(|n| n.block);
+        while let Some(b) = block {
+            self.expanded.insert(b);
+            block = graph.blocks[b].parent;
+        }
+        // The expansion stands; the layout follows it when next drawn.
+        self.layout_key = Some((graph.arch.clone(), self.expanded.clone()));
+        self.layout = None;
+        self.focus = Some(node);
     }
 
     fn layout(&mut self, graph: &Graph, shapes: Option<&ShapeReport>) -> &Layout {
@@ -128,6 +147,17 @@ impl DiagramView {
         if view.fit_requested || !view.scene_rect.is_positive() {
             view.scene_rect = bounds;
             view.fit_requested = false;
+        }
+        if let Some(node) = view.focus.take()
+            && let Some(layout) = &view.layout
+            && let Some(&unit) = layout.unit_of.get(node)
+        {
+            // Close enough to read the node and its neighbours.
+            let target = layout.rects[unit];
+            let size = ui.available_size().max(egui::vec2(100.0, 100.0));
+            let scale = (size.x / (target.width() * 6.0)).min(size.y / (target.height() * 12.0)).min(1.0);
+            view.scene_rect = egui::Rect::from_center_size(target.center(), size / scale.max(0.05));
+            view.follow = None;
         }
         if let Some(node) = view.follow.take()
             && let Some(layout) = &view.layout
