@@ -108,6 +108,11 @@ fn measure(entries: &[Entry], device: Device, rounds: &Rounds, cache: &std::path
         }
         if let Some(error) = &error {
             bar.suspend(|| eprintln!("bench --zoo: {} did not run: {error}", entry.id));
+        } else if let Some(timing) = timing
+            && bar.is_hidden()
+        {
+            // No terminal to draw the bar on (a log, CI): a line per network instead.
+            eprintln!("bench --zoo: {} {:.2} ms ({} runs)", entry.id, timing.median_ms, timing.runs);
         }
         rows.push(Row { entry: entry.clone(), timing, error, on_front: false });
         bar.inc(1);

@@ -308,6 +308,7 @@ impl App {
         let status = top_bar::Status {
             cuda_available: *cuda_available,
             working: (worker.any_pending() || pending_image.is_some()).then(|| top_bar::status_text(worker)),
+            measuring: history.latency.measuring.as_ref().map(|m| (m.done, m.total)),
             worker_stopped: worker.stopped(),
             message: message.as_ref(),
             notice: notice.as_deref(),

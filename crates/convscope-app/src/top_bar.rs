@@ -16,6 +16,8 @@ pub(crate) struct Status<'a> {
     pub cuda_available: bool,
     /// What the worker is doing while it owes an answer (`status_text`).
     pub working: Option<&'static str>,
+    /// A measurement of this machine under way: timed, to time.
+    pub measuring: Option<(usize, usize)>,
     pub worker_stopped: bool,
     pub message: Option<&'a Message>,
     pub notice: Option<&'a str>,
@@ -24,7 +26,7 @@ pub(crate) struct Status<'a> {
 /// Changes the panels shown, the central view and the theme in `settings` at once (as
 /// toggles do); everything else is asked for through `commands`.
 pub(crate) fn top_bar_ui(ui: &mut egui::Ui, settings: &mut Settings, status: &Status<'_>, commands: &mut Vec<Command>) {
-    let Status { cuda_available, working, worker_stopped, message, notice } = *status;
+    let Status { cuda_available, working, measuring, worker_stopped, message, notice } = *status;
     ui.horizontal_wrapped(|ui| {
         ui.strong("convscope");
         ui.separator();
@@ -67,6 +69,9 @@ pub(crate) fn top_bar_ui(ui: &mut egui::Ui, settings: &mut Settings, status: &St
         if let Some(working) = working {
             ui.spinner();
             ui.weak(working);
+        } else if let Some((done, total)) = measuring {
+            ui.spinner();
+            ui.weak(format!("measuring this machine: {done}/{total}")).on_hover_text("History shows the progress");
         }
         if worker_stopped {
             ui.colored_label(ui.visuals().error_fg_color, "the model worker stopped; restart convscope");
