@@ -135,18 +135,15 @@ impl Worker {
             let retry = (kind == RequestKind::Gradients).then(|| request.clone());
             // A libtorch call that panics (they are meant to return errors, but a bug in
             // a binding should not take the whole app down) becomes a message.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match request {
-                Request::Measure(job) => self.measure_turn(seq, *job, &inbox),
-                other => self.handle(other, &inbox),
-            }))
-            .unwrap_or_else(|panic| {
-                let text = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-                    .unwrap_or_else(|| "unknown failure".into());
-                Err(ReplyError { message: format!("the model worker failed: {text}"), image: None })
-            });
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.turn(seq, request, &inbox)))
+                .unwrap_or_else(|panic| {
+                    let text = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_else(|| "unknown failure".into());
+                    Err(ReplyError { message: format!("the model worker failed: {text}"), image: None })
+                });
             let result = match result {
                 Ok(Some(payload)) => {
                     if kind == RequestKind::Load {
@@ -436,6 +433,15 @@ impl Worker {
 }
 
 impl Worker {
+    /// Carries out one request: a measurement's turn, which needs its sequence number to put
+    /// itself back, or any other through `handle`.
+    fn turn(&mut self, seq: u64, request: Request, inbox: &Inbox) -> Result<Option<Payload>, ReplyError> {
+        match request {
+            Request::Measure(job) => self.measure_turn(seq, *job, inbox),
+            other => self.handle(other, inbox),
+        }
+    }
+
     /// One turn of a measurement: times the next architecture of `job`, then puts the job back
     /// for its next turn; `Ok(None)` when newer requests interrupted the timing (the job waits
     /// behind them, the architecture to be timed again).
