@@ -267,3 +267,50 @@ fn a_closed_stdout_ends_the_program_quietly() {
     assert!(String::from_utf8_lossy(&start).starts_with("EfficientNet"));
     quiet("summary after 16 bytes", child.wait_with_output().unwrap());
 }
+
+/// `bench --zoo` times the networks named, here, and leaves the timings where the History chart
+/// reads them, under the machine they were measured on (one thread, as asked).
+#[test]
+fn bench_zoo_times_networks_here_and_fills_the_charts_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("latency.json");
+    let json = dir.path().join("zoo.json");
+    let args = ["bench", "--zoo", "--quick", "--device", "cpu", "--threads", "1", "lenet5", "resnet20", "--json"];
+    let output = convscope().env("CONVSCOPE_LATENCY", &cache).args(args).arg(&json).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "bench --zoo failed:\n{stderr}");
+    let table = stdout(&output);
+    assert!(table.starts_with("convscope bench --zoo · ") && table.contains(" · 1 thread(s) · cpu · libtorch 2."));
+
+    let reports: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let report = &reports[0];
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.iter().map(|r| r["id"].as_str().unwrap()).collect::<Vec<_>>(), ["lenet5", "resnet20"]);
+    let saved = convscope_core::latency::Cache::load(&cache);
+    let machine: convscope_core::latency::Machine = serde_json::from_value(report["machine"].clone()).unwrap();
+    assert_eq!(machine.threads, 1);
+    assert_eq!(saved.tables.len(), 1, "one machine");
+    for row in rows {
+        let id = row["id"].as_str().unwrap();
+        let timing: convscope_core::latency::Timing = serde_json::from_value(row["timing"].clone()).unwrap();
+        assert!(timing.runs >= 1 && timing.min_ms > 0.0 && timing.min_ms <= timing.median_ms, "{id}: {timing:?}");
+        assert_eq!(saved.timing(&machine, id), Some(timing), "{id}: cached as printed");
+        // Its row: the year, the native input and the latency as measured.
+        let line = table.lines().find(|l| l.split_whitespace().any(|w| w == id)).unwrap();
+        assert!(line.contains(&format!("{}×{}", row["input"][1], row["input"][2])), "{line}");
+        let ms = timing.median_ms;
+        let shown = if ms >= 100.0 {
+            format!("{ms:.0}")
+        } else if ms >= 10.0 {
+            format!("{ms:.1}")
+        } else {
+            format!("{ms:.2}")
+        };
+        assert!(line.split_whitespace().any(|w| w == shown), "{id}'s {shown} ms in {line}");
+    }
+    assert!(table.lines().any(|l| l.starts_with("1998 ") && l.contains("lenet5")), "{table}");
+
+    fails_with(&["bench", "--zoo", "nonet"], "nonet");
+    let output = convscope().args(["bench", "--zoo", "--train-step"]).output().unwrap();
+    assert!(!output.status.success(), "--zoo and --train-step are two different benchmarks");
+}

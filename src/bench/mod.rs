@@ -106,7 +106,7 @@ pub struct BenchArgs {
     pub json: Option<PathBuf>,
     /// Time every architecture of the zoo (or those named) on this machine instead, batch 1 at
     /// its native input, in a table along the timeline; the History chart reads the timings.
-    #[arg(long, conflicts_with_all = ["memory", "modes"])]
+    #[arg(long, conflicts_with_all = ["memory", "modes", "train_step"])]
     pub zoo: bool,
 }
 

@@ -161,15 +161,18 @@ fn measuring_this_machine_shows_progress_and_can_be_cancelled() {
     harness.get_by_label("Measure this machine").click_accesskit();
     harness.step();
     step_until(&mut harness, "the first network timed", |app| app.measuring().is_some_and(|(done, _)| done >= 1));
-    assert_eq!(harness.state().measuring().map(|m| m.1), Some(56));
-    assert!(harness.query_by_label_contains("timed, last lenet5").is_some(), "the cheapest first, on the bar");
+    // However many landed by now (each takes a second at least, but a busy machine may
+    // stall the test longer), the bar says what the app holds.
+    let (done, total) = harness.state().measuring().expect("still measuring");
+    assert_eq!(total, 56);
+    assert!(harness.query_by_label_contains(&format!("{done}/56 timed, last ")).is_some(), "on the bar");
     harness.get_by_label("Cancel").click_accesskit();
     harness.step();
     assert_eq!(harness.state().measuring(), None, "cancelled at once");
     step_until(&mut harness, "the worker to settle", |app| !app.busy());
     let saved = convscope_core::latency::Cache::load(&cache);
     let machine = convscope_core::latency::Machine::current(tch::Device::Cpu);
-    assert!(saved.timing(&machine, "lenet5").is_some(), "the timing is kept for this machine");
+    assert!(saved.timing(&machine, "lenet5").is_some(), "the cheapest first, and kept for this machine");
 
     // The latency axis shows what was measured, and a later run goes on with the rest.
     harness.get_by_label("latency here (log)").click_accesskit();
