@@ -161,8 +161,8 @@ fn measuring_this_machine_shows_progress_and_can_be_cancelled() {
     harness.get_by_label("Measure this machine").click_accesskit();
     harness.step();
     step_until(&mut harness, "the first network timed", |app| app.measuring().is_some_and(|(done, _)| done >= 1));
-    // However many landed by now (each takes a second at least, but a busy machine may
-    // stall the test longer), the bar says what the app holds.
+    // However many landed by now (the small networks take milliseconds each), the bar says
+    // what the app holds.
     let (done, total) = harness.state().measuring().expect("still measuring");
     assert_eq!(total, 56);
     assert!(harness.query_by_label_contains(&format!("{done}/56 timed, last ")).is_some(), "on the bar");
@@ -178,6 +178,9 @@ fn measuring_this_machine_shows_progress_and_can_be_cancelled() {
     harness.get_by_label("latency here (log)").click_accesskit();
     harness.run_steps(2);
     assert!(harness.state().history_bubble("lenet5").is_some());
-    assert!(harness.state().history_bubble("vgg19").is_none(), "not measured");
-    assert!(harness.query_by_label_contains("Measure the other").is_some());
+    // How many landed before the cancel depends on this machine's speed; the whole zoo takes
+    // seconds for its big networks alone, so not all of them.
+    let shown = convscope_core::zoo::all().iter().filter(|s| harness.state().history_bubble(s.id).is_some()).count();
+    assert!(shown < 56, "only what was measured: {shown}");
+    assert!(harness.query_by_label(&format!("Measure the other {}", 56 - shown)).is_some(), "{shown} measured");
 }
