@@ -36,6 +36,13 @@ pub enum Preprocess {
     Digit { size: u32 },
     /// Resize to 32×32, normalise with CIFAR-10's statistics.
     Cifar,
+    /// A digit as the lab's networks learned them (`lab::Normalisation::Digits`): as `Digit`
+    /// in a square of `size` but at least 32, averaged down to `size` below 32 (2×2 blocks for
+    /// 16), the one channel given to all three.
+    LabDigit { size: u32 },
+    /// An RGB image resized to `size`×`size` (bilinear, Pillow's) and normalised with the
+    /// statistics of a lab's image folder (`lab::Normalisation::PerChannel`).
+    Resized { size: u32, mean: [f32; 3], std: [f32; 3] },
 }
 
 impl Preprocess {
@@ -66,6 +73,23 @@ impl Preprocess {
                 normalised(&rgb, CIFAR_MEAN, CIFAR_STD)
             }
             Preprocess::Digit { size } => digit_tensor(image, size),
+            Preprocess::LabDigit { size } => {
+                let side = i64::from(size);
+                let digit = digit_tensor(image, size.max(32))?;
+                let pooled = if size < 32 {
+                    digit.f_adaptive_avg_pool2d([side, side]).context(|| "averaging the digit down".into())?
+                } else {
+                    digit
+                };
+                pooled
+                    .f_expand([-1, 3, -1, -1], false)
+                    .and_then(|t| t.f_contiguous())
+                    .context(|| "the digit in three channels".into())
+            }
+            Preprocess::Resized { size, mean, std } => {
+                let rgb = crate::resample::resize(&image.to_rgb8(), size, size, Interpolation::Bilinear);
+                normalised(&rgb, mean, std)
+            }
         }
     }
 
@@ -85,7 +109,8 @@ impl Preprocess {
         let (mean, std) = match *self {
             Preprocess::ImageNet { mean, std, .. } => (mean, std),
             Preprocess::Cifar => (CIFAR_MEAN, CIFAR_STD),
-            Preprocess::Digit { .. } => ([MNIST_MEAN; 3], [MNIST_STD; 3]),
+            Preprocess::Digit { .. } | Preprocess::LabDigit { .. } => ([MNIST_MEAN; 3], [MNIST_STD; 3]),
+            Preprocess::Resized { mean, std, .. } => (mean, std),
         };
         let plane = (h * w) as usize;
         let channel = |out: usize| if channels == 1 { 0 } else { out };
@@ -104,7 +129,9 @@ impl Preprocess {
         match *self {
             Preprocess::ImageNet { crop, .. } => [crop.into(), crop.into()],
             Preprocess::Cifar => [32, 32],
-            Preprocess::Digit { size } => [size.into(), size.into()],
+            Preprocess::Digit { size } | Preprocess::LabDigit { size } | Preprocess::Resized { size, .. } => {
+                [size.into(), size.into()]
+            }
         }
     }
 }

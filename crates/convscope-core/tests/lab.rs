@@ -294,3 +294,60 @@ fn a_lab_can_move_to_a_worker_thread() {
     lab.advance().unwrap();
     assert!(lab.finished());
 }
+
+/// The largest difference between two tensors of the same shape.
+fn max_difference(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
+    assert_eq!(a.size(), b.size());
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn a_saved_run_opens_as_an_architecture_fed_as_it_learned() {
+    use convscope_core::engine::{WeightsChoice, load_model};
+    use convscope_core::zoo::Labels;
+
+    // Digits at 16×16: the explorer's preprocessing of a digit is the lab's training input.
+    let mut lab = lab(settings(vec![net(8, false), net(8, true)], 2));
+    run_to_end(&mut lab);
+    let dir = tempfile::tempdir().unwrap();
+    lab.save(dir.path()).unwrap();
+    let saved = SavedLab::read(dir.path()).unwrap();
+    let spec = saved.arch_spec(1).unwrap();
+    assert_eq!(spec.id, "resnet8-w4 (lab)");
+    assert_eq!((spec.input, spec.labels), ([3, 16, 16], Labels::Digits));
+    assert!(saved.arch_spec(2).is_err(), "two runs only");
+    let digits = convscope_core::train::load_digits(&convscope_core::train::default_mnist_path().unwrap()).unwrap();
+    for i in [0usize, 7, 4999] {
+        let grey = image::GrayImage::from_raw(28, 28, digits.pixels[i].to_vec()).unwrap();
+        let input = spec.preprocess.apply(&image::DynamicImage::ImageLuma8(grey)).unwrap();
+        let (trained_on, _) = lab.data().batch(&[i], Device::Cpu).unwrap();
+        assert_eq!(max_difference(&input, &trained_on), 0.0, "digit {i}");
+    }
+    // Through the explorer's own loading path, with the saved weights.
+    let weights = dir.path().join(&saved.runs[1].weights);
+    let (model, warnings) = load_model(&spec, &WeightsChoice::File(weights), Device::Cpu).unwrap();
+    assert!(warnings.is_empty());
+    for (a, b) in model.params().iter().zip(lab.runs()[1].model().params()) {
+        assert!(a.equal(b));
+    }
+
+    // A folder: resized and normalised with its own statistics, its classes by name.
+    let folder = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        png(&folder.path().join(format!("apple/{i}.png")), 20 + i, 24, [10, 200, 10]);
+        png(&folder.path().join(format!("zebra/{i}.png")), 30, 17 + i, [200, 10, 10]);
+    }
+    let data = Dataset::from_folder(folder.path(), 12, 1, &mut |_, _| {}).unwrap();
+    let mut lab = Lab::new(LabSettings { batch: 2, resolution: 12, ..settings(vec![net(8, true)], 1) }, data).unwrap();
+    run_to_end(&mut lab);
+    let out = tempfile::tempdir().unwrap();
+    lab.save(out.path()).unwrap();
+    let spec = SavedLab::read(out.path()).unwrap().arch_spec(0).unwrap();
+    assert_eq!(spec.labels, Labels::Named(&["apple", "zebra"]));
+    assert_eq!(spec.labels.name(1), "zebra");
+    // Images are stacked class by class, files sorted: index 4 is zebra/1.png.
+    let image = convscope_core::preprocess::load_image(&folder.path().join("zebra/1.png")).unwrap();
+    let input = spec.preprocess.apply(&image).unwrap();
+    let (trained_on, _) = lab.data().batch(&[4], Device::Cpu).unwrap();
+    assert!(max_difference(&input, &trained_on) < 1e-6, "{}", max_difference(&input, &trained_on));
+}

@@ -165,6 +165,13 @@ pub fn build(spec: &ArchSpec, image: &BatchImage, kind: BatchKind, size: usize, 
         }
         return Ok(batch);
     }
+    if !uses_digits(&spec.preprocess) && !matches!(spec.preprocess, Preprocess::ImageNet { .. }) {
+        // A network trained on a folder of the user's images: its data is not at hand here.
+        let mut batch = alone();
+        batch.summary.kind = BatchKind::Dataset;
+        batch.summary.description = "the image alone: this network's training images are not at hand".into();
+        return Ok(batch);
+    }
     let (extra, targets, counts, description) = if uses_digits(&spec.preprocess) {
         let (extra, labels) = digits(spec, size - 1, BATCH_SEED)?;
         let targets = labels.into_iter().map(Some).collect();
@@ -202,7 +209,7 @@ pub fn digits(spec: &ArchSpec, count: usize, seed: u64) -> Result<(Tensor, Vec<i
 }
 
 fn uses_digits(preprocess: &Preprocess) -> bool {
-    matches!(preprocess, Preprocess::Digit { .. } | Preprocess::Cifar)
+    matches!(preprocess, Preprocess::Digit { .. } | Preprocess::Cifar | Preprocess::LabDigit { .. })
 }
 
 /// The bundled photos and crops of them and of the image, `count` samples in all.

@@ -29,8 +29,10 @@ use tch::{Device, Kind, Reduction, Tensor};
 use crate::error::{Error, Result, TorchContext};
 use crate::executor::{Model, RunOptions};
 use crate::graph::{Graph, NodeId, Op};
+use crate::preprocess::Preprocess;
 use crate::train::shuffled_indices;
 use crate::zoo::resnet::{CifarConfig, cifar};
+use crate::zoo::{ArchSpec, Build, Card, Labels};
 
 pub use data::{DataSource, Dataset, Normalisation};
 pub use sgd::{Sgd, SgdConfig};
@@ -733,6 +735,78 @@ impl SavedLab {
         let text = std::fs::read_to_string(&path).map_err(|e| Error::file(&path, e))?;
         serde_json::from_str(&text).map_err(|e| Error::file(&path, format!("not a saved lab: {e}")))
     }
+
+    /// Run `run` as the explorer takes an architecture: its network built from its
+    /// configuration, fed images the way its training images were made (`normalisation`), its
+    /// classes named as the data named them. Its weights are `dir.join(&runs[run].weights)`.
+    ///
+    /// The explorer names architectures with `&'static str`s; a lab network's id, card and
+    /// class names are made static once per distinct text (a few bytes per network opened).
+    pub fn arch_spec(&self, run: usize) -> Result<ArchSpec> {
+        let saved = self
+            .runs
+            .get(run)
+            .ok_or_else(|| Error::Input(format!("the saved lab has {} runs, no run {run}", self.runs.len())))?;
+        data::check_resolution(self.settings.resolution)?;
+        let size = self.settings.resolution as u32;
+        let (preprocess, labels) = match self.normalisation {
+            Normalisation::Digits { .. } => (Preprocess::LabDigit { size }, Labels::Digits),
+            Normalisation::PerChannel { mean, std } => {
+                (Preprocess::Resized { size, mean, std }, Labels::Named(intern_list(&self.classes)))
+            }
+        };
+        let id = intern(&format!("{} (lab)", saved.id));
+        let status = match saved.status {
+            RunStatus::Diverged { step } => format!(", diverged at step {step}"),
+            RunStatus::Training | RunStatus::Finished => String::new(),
+        };
+        let card = Card {
+            name: id,
+            year: 2015,
+            authors: "Kaiming He, Xiangyu Zhang, Shaoqing Ren, Jian Sun",
+            paper: "Deep Residual Learning for Image Recognition (§4.2), trained in convscope's lab",
+            problem: intern(&format!(
+                "Trained here for {} steps{status} on {} (lr {}, seed {}).",
+                saved.steps, self.data, saved.lr, self.settings.seed
+            )),
+            answer: if saved.config.residual {
+                "Identity shortcuts around every block, as the zoo's CIFAR ResNets: switch them off to see what                  the network learned to rely on."
+            } else {
+                "The plain twin: the same layers without shortcuts."
+            },
+            top1_paper: None,
+            top1_reference: None,
+            reference: "convscope's lab (settings.json beside the weights)",
+        };
+        let side = self.settings.resolution;
+        Ok(ArchSpec { id, card, input: [3, side, side], preprocess, labels, build: Build::Cifar(saved.config) })
+    }
+}
+
+/// `text` as a `&'static str`, leaked once per distinct text.
+fn intern(text: &str) -> &'static str {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<&'static str>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(&kept) = seen.get(text) {
+        return kept;
+    }
+    let leaked: &'static str = Box::leak(text.to_owned().into_boxed_str());
+    seen.insert(leaked);
+    leaked
+}
+
+/// A list of names as a static slice, leaked once per distinct list.
+fn intern_list(names: &[String]) -> &'static [&'static str] {
+    static SEEN: std::sync::Mutex<Vec<&'static [&'static str]>> = std::sync::Mutex::new(Vec::new());
+    let names: Vec<&'static str> = names.iter().map(|n| intern(n)).collect();
+    let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(&kept) = seen.iter().find(|&&kept| kept == names.as_slice()) {
+        return kept;
+    }
+    let leaked: &'static [&'static str] = Box::leak(names.into_boxed_slice());
+    seen.push(leaked);
+    leaked
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -14,7 +14,7 @@
 
 use crate::graph::{BlockKind, Conv2d, Graph, GraphBuilder, NodeId, Op, Pool2d};
 use crate::preprocess::Preprocess;
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Build, Card, Labels};
 
 const AUTHORS: &str = "Alex Krizhevsky, Ilya Sutskever, Geoffrey E. Hinton";
 const PAPER: &str = "ImageNet Classification with Deep Convolutional Neural Networks";
@@ -44,7 +44,7 @@ pub fn specs() -> Vec<ArchSpec> {
             input: [3, 224, 224],
             preprocess: Preprocess::imagenet(256, 224),
             labels: Labels::ImageNet,
-            build: alexnet,
+            build: Build::Zoo(alexnet),
         },
         ArchSpec {
             id: "alexnet_2012",
@@ -67,7 +67,7 @@ pub fn specs() -> Vec<ArchSpec> {
             input: [3, 227, 227],
             preprocess: Preprocess::imagenet(256, 227),
             labels: Labels::ImageNet,
-            build: alexnet_2012,
+            build: Build::Zoo(alexnet_2012),
         },
     ]
 }

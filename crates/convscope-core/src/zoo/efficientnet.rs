@@ -28,7 +28,7 @@
 
 use crate::graph::{Activation, BlockKind, Conv2d, Graph, GraphBuilder, InitScheme, NodeId, Op, WeightInit};
 use crate::preprocess::{IMAGENET_MEAN, IMAGENET_STD, Interpolation, Preprocess};
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Build, Card, Labels};
 
 const PROBLEM: &str = "Networks were scaled up ad hoc: deeper (ResNet-200), wider (Wide ResNet) or fed larger \
      images (GPipe), one dimension at a time, and each gain in accuracy cost ever more computation.";
@@ -129,7 +129,7 @@ pub fn specs() -> Vec<ArchSpec> {
         input: [3, i64::from(crop), i64::from(crop)],
         preprocess: Preprocess::ImageNet { resize, crop, interpolation, mean: IMAGENET_MEAN, std: IMAGENET_STD },
         labels: Labels::ImageNet,
-        build,
+        build: Build::Zoo(build),
     };
     use Interpolation::{Bicubic, Bilinear};
     vec![
@@ -175,7 +175,7 @@ pub fn specs() -> Vec<ArchSpec> {
                 std: LITE_STD,
             },
             labels: Labels::ImageNet,
-            build: efficientnet_lite0,
+            build: Build::Zoo(efficientnet_lite0),
         },
     ]
 }

@@ -16,7 +16,7 @@ use crate::graph::{
     BlockKind, Conv2d, Edge, EdgeKind, Graph, GraphBuilder, InitScheme, NodeId, Op, Pool2d, WeightInit,
 };
 use crate::preprocess::Preprocess;
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Build, Card, Labels};
 
 pub fn specs() -> Vec<ArchSpec> {
     vec![
@@ -41,7 +41,7 @@ pub fn specs() -> Vec<ArchSpec> {
             input: [3, 224, 224],
             preprocess: Preprocess::imagenet(256, 224),
             labels: Labels::ImageNet,
-            build: googlenet,
+            build: Build::Zoo(googlenet),
         },
         ArchSpec {
             id: "inception_v3",
@@ -63,7 +63,7 @@ pub fn specs() -> Vec<ArchSpec> {
             input: [3, 299, 299],
             preprocess: Preprocess::imagenet(342, 299),
             labels: Labels::ImageNet,
-            build: inception_v3,
+            build: Build::Zoo(inception_v3),
         },
     ]
 }

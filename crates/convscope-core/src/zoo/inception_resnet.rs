@@ -14,7 +14,7 @@
 
 use crate::graph::{BlockKind, Conv2d, Edge, EdgeKind, Graph, GraphBuilder, NodeId, Op, Pool2d};
 use crate::preprocess::{Interpolation, Preprocess};
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Build, Card, Labels};
 
 pub fn specs() -> Vec<ArchSpec> {
     vec![ArchSpec {
@@ -48,7 +48,7 @@ pub fn specs() -> Vec<ArchSpec> {
             std: [0.5, 0.5, 0.5],
         },
         labels: Labels::ImageNet,
-        build: inception_resnet_v2,
+        build: Build::Zoo(inception_resnet_v2),
     }]
 }
 

@@ -11,7 +11,7 @@
 
 use crate::graph::{Activation, BlockKind, Conv2d, Graph, GraphBuilder, Op, Pool2d};
 use crate::preprocess::Preprocess;
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Build, Card, Labels};
 
 pub fn specs() -> Vec<ArchSpec> {
     vec![ArchSpec {
@@ -32,7 +32,7 @@ pub fn specs() -> Vec<ArchSpec> {
         input: [1, 32, 32],
         preprocess: Preprocess::Digit { size: 32 },
         labels: Labels::Digits,
-        build: lenet5,
+        build: Build::Zoo(lenet5),
     }]
 }
 

@@ -20,7 +20,7 @@
 
 use crate::graph::{Activation, BlockKind, Conv2d, Graph, GraphBuilder, InitScheme, NodeId, Op, WeightInit};
 use crate::preprocess::{Interpolation, Preprocess};
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Build, Card, Labels};
 
 // ---- MobileNet v1 ---------------------------------------------------------------------------
 
@@ -143,7 +143,7 @@ fn v1_spec(preset: &V1Preset) -> ArchSpec {
         input: [3, i64::from(config.resolution), i64::from(config.resolution)],
         preprocess: config.preprocess(),
         labels: Labels::ImageNet,
-        build: preset.build,
+        build: Build::Zoo(preset.build),
     }
 }
 

@@ -59,6 +59,8 @@ pub enum Labels {
     ImageNet,
     Digits,
     Cifar10,
+    /// Classes named by the data (a lab's image folder), in index order.
+    Named(&'static [&'static str]),
 }
 
 impl Labels {
@@ -71,6 +73,7 @@ impl Labels {
             }
             Labels::Digits => return format!("digit {class}"),
             Labels::Cifar10 => usize::try_from(class).ok().and_then(|i| CIFAR10.get(i).copied()),
+            Labels::Named(names) => usize::try_from(class).ok().and_then(|i| names.get(i).copied()),
         };
         label.map(str::to_owned).unwrap_or_else(|| format!("class {class}"))
     }
@@ -84,7 +87,15 @@ pub struct ArchSpec {
     pub input: [i64; 3],
     pub preprocess: Preprocess,
     pub labels: Labels,
-    pub build: fn() -> Graph,
+    pub build: Build,
+}
+
+/// How an architecture's graph is made: a zoo builder, or a member of the CIFAR family built
+/// from its configuration (a network the lab trained).
+#[derive(Clone, Copy, Debug)]
+pub enum Build {
+    Zoo(fn() -> Graph),
+    Cifar(resnet::CifarConfig),
 }
 
 impl ArchSpec {
@@ -97,12 +108,15 @@ impl ArchSpec {
             input: [3, 224, 224],
             preprocess: Preprocess::imagenet(256, 224),
             labels: Labels::ImageNet,
-            build,
+            build: Build::Zoo(build),
         }
     }
 
     pub fn graph(&self) -> Arc<Graph> {
-        Arc::new((self.build)())
+        Arc::new(match self.build {
+            Build::Zoo(build) => build(),
+            Build::Cifar(config) => resnet::cifar(&config),
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::graph::{BlockKind, Conv2d, Graph, GraphBuilder, InitScheme, NodeId, Op, Pool2d, WeightInit};
 use crate::preprocess::Preprocess;
-use crate::zoo::{ArchSpec, Card, Labels};
+use crate::zoo::{ArchSpec, Build, Card, Labels};
 
 const PROBLEM: &str = "Deeper plain networks trained worse, not better: past ~20 layers the training \
      error itself rose (degradation), as the signal and its gradient faded through many multiplications.";
@@ -57,7 +57,7 @@ pub fn specs() -> Vec<ArchSpec> {
         input: [3, 32, 32],
         preprocess: Preprocess::cifar(),
         labels: Labels::Cifar10,
-        build,
+        build: Build::Zoo(build),
     };
     vec![
         ArchSpec::imagenet("resnet18", imagenet_card("ResNet-18", Some(72.12), 69.758), resnet18),
