@@ -23,7 +23,7 @@ use crate::command::{Command, Pasted};
 use crate::export::DiagramExport;
 use crate::picker::{self, ArchFacts};
 use crate::settings::{CentralView, DeviceChoice, Settings};
-use crate::{diagram, gradients, history, layers, prediction, top_bar};
+use crate::{diagram, gradients, history, lab, layers, prediction, top_bar};
 
 /// What the window opens with: the command line first, then the saved settings, then the
 /// fallbacks.
@@ -113,6 +113,7 @@ pub(crate) struct Runtime {
     /// A clipboard read in progress (the Paste button).
     pub(crate) pasting: Option<Receiver<Result<Pasted, String>>>,
     pub(crate) diagram_export: Option<DiagramExport>,
+    pub(crate) lab: lab::LabView,
 }
 
 pub struct App {
@@ -159,6 +160,7 @@ impl App {
                 fetching: None,
                 pasting: None,
                 diagram_export: None,
+                lab: lab::LabView::default(),
             },
         };
         let known = |id: &Option<String>| id.as_deref().and_then(|id| zoo::all().into_iter().find(|s| s.id == id));
@@ -301,6 +303,7 @@ impl App {
             wants_gradients,
             fetching,
             image,
+            lab,
             ..
         } = runtime;
         let model = model.as_ref();
@@ -364,6 +367,7 @@ impl App {
                 };
                 history.ui(ui, &mut settings.history, &input, commands);
             }
+            CentralView::Lab => lab.ui(ui, commands),
         });
     }
 }
@@ -380,6 +384,7 @@ impl eframe::App for App {
             ctx.set_theme(self.settings.theme.preference());
         }
         self.receive(&ctx);
+        self.receive_lab(&ctx);
         let mut commands = Vec::new();
         if std::mem::take(&mut self.runtime.wants_gradients) {
             self.request_gradients();

@@ -65,6 +65,8 @@ pub enum Command {
     CancelMeasure,
     /// Runs the current image (else the bundled cat) through two architectures.
     Compare([&'static str; 2]),
+    /// The lab view's own commands (`lab::LabCommand`).
+    Lab(crate::lab::LabCommand),
 }
 
 /// Something pasted.
@@ -295,6 +297,7 @@ impl App {
                 let device = self.settings.device.device();
                 rt.worker.send(Request::Compare { specs: Box::new([a, b]), image, device });
             }
+            Command::Lab(command) => self.apply_lab(command),
         }
     }
 

@@ -15,6 +15,7 @@
 //! - `gradients`: gradient norms along depth, residual switches, ghost of the last curve.
 //! - `diagram`: the architecture graph inside a pan/zoom scene.
 //! - `history`: accuracy against cost, the seed's calculations, two networks side by side.
+//! - `lab`: plain and residual networks trained side by side on their own thread, live.
 //! - `theme`: every colour.
 //!
 //! The model itself runs on the worker thread of `convscope_core::session`; libtorch never
@@ -33,6 +34,7 @@ mod export;
 mod gradients;
 mod history;
 mod input;
+mod lab;
 mod layers;
 mod picker;
 mod prediction;

@@ -60,7 +60,10 @@ impl App {
         };
         match payload {
             Payload::Loaded(loaded) => {
-                let Some(spec) = self.runtime.specs.iter().find(|s| s.id == loaded.id).cloned() else { return };
+                let lab_spec = self.runtime.lab.opened_spec.as_ref().filter(|s| s.id == loaded.id);
+                let Some(spec) = self.runtime.specs.iter().find(|s| s.id == loaded.id).or(lab_spec).cloned() else {
+                    return;
+                };
                 let facts_weights = weights_state(spec.id);
                 let (graph, shapes) = match self.facts(spec.id) {
                     Some(f) => (Arc::clone(&f.graph), f.shapes.clone()),

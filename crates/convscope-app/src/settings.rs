@@ -120,6 +120,8 @@ pub enum CentralView {
     Diagram,
     /// Accuracy against cost, the seed's calculations, two networks side by side.
     History,
+    /// Plain and residual networks trained side by side, live.
+    Lab,
 }
 
 /// What the History view shows.

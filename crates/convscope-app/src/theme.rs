@@ -24,6 +24,18 @@ pub const SKIP_ON: Color32 = Color32::from_rgb(0x4c, 0xa8, 0x6a);
 pub const DROP_OVERLAY: Color32 = Color32::from_rgba_premultiplied(0x20, 0x40, 0x70, 0xb0);
 pub const DROP_TEXT: Color32 = Color32::WHITE;
 
+/// The lab's runs, in order: the curves, the table and the heatmaps agree.
+const LAB_RUNS: [Color32; 4] = [
+    Color32::from_rgb(0xd0, 0x5c, 0x3c),
+    Color32::from_rgb(0x8c, 0x5c, 0xc8),
+    Color32::from_rgb(0x3b, 0x82, 0xc4),
+    Color32::from_rgb(0x4c, 0xa8, 0x6a),
+];
+
+pub fn lab_run(index: usize) -> Color32 {
+    LAB_RUNS[index % LAB_RUNS.len()]
+}
+
 /// Between the maps of an exported feature-map grid.
 pub const EXPORT_GAP: Color32 = Color32::from_rgb(0x20, 0x20, 0x20);
 

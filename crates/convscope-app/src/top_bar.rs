@@ -57,6 +57,8 @@ pub(crate) fn top_bar_ui(ui: &mut egui::Ui, settings: &mut Settings, status: &St
         ui.selectable_value(&mut settings.central, CentralView::Diagram, "Diagram");
         ui.selectable_value(&mut settings.central, CentralView::History, "History")
             .on_hover_text("Accuracy against cost for every network, the seed's calculations, two networks compared");
+        ui.selectable_value(&mut settings.central, CentralView::Lab, "Lab")
+            .on_hover_text("Train plain and residual networks side by side");
         ui.separator();
         let (label, next) = match settings.theme {
             ThemeChoice::System => ("Theme: system", ThemeChoice::Dark),
