@@ -229,3 +229,42 @@ fn a_bad_folder_is_refused_in_words_and_a_saved_run_opens_in_the_explorer() {
     assert!(!harness.state().settings().central.eq(&convscope_app::CentralView::Lab), "the explorer shows it");
     eprintln!("save and open: {:.1} s", started.elapsed().as_secs_f64());
 }
+
+/// A measurement, not a test: the Fig. 6 preset trained with the Lab view open (the window
+/// redrawn every `LAB_FRAME_MS`, 100 by default: its rate while training), for `LAB_STEPS`
+/// steps (40 by default), to set beside `convscope lab --preset fig6 --steps N --json`.
+#[test]
+#[ignore = "a measurement: cargo test -p convscope-app --test lab -- --ignored --nocapture"]
+fn throughput_with_the_lab_view_open() {
+    let number = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let (steps, frame_ms) = (number("LAB_STEPS", 40), number("LAB_FRAME_MS", 100));
+    let mut harness = lab_harness();
+    click(&mut harness, convscope_core::lab::Preset::Fig6.title());
+    set_number(&mut harness, "steps", steps as f64);
+    click(&mut harness, "Start");
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let (mut frames, mut in_frames) = (0u64, Duration::ZERO);
+    while !harness.state().lab().state().is_some_and(|l| l.finished) {
+        assert!(Instant::now() < deadline, "the preset did not finish");
+        let frame = Instant::now();
+        harness.step();
+        in_frames += frame.elapsed();
+        frames += 1;
+        std::thread::sleep(Duration::from_millis(frame_ms));
+    }
+    let lab = harness.state().lab().state().unwrap();
+    let wall = (lab.finished_at.unwrap() - lab.training_since.unwrap()).as_secs_f64();
+    println!(
+        "Lab view, Fig. 6, {steps} steps, a frame every {frame_ms} ms ({frames} frames, {:.1} ms each on the UI \
+         thread, AccessKit's tree included, which a window builds only for a screen reader):",
+        in_frames.as_secs_f64() * 1e3 / frames.max(1) as f64
+    );
+    println!(
+        "  {} steps in {wall:.2} s of training: {:.2} steps/s (all runs)",
+        lab.total_steps(),
+        lab.total_steps() as f64 / wall
+    );
+    for run in &lab.runs {
+        println!("  {}: {:.3} steps/s (its steps' own time)", run.info.id, run.steps_per_second());
+    }
+}

@@ -310,3 +310,53 @@ fn history_chart_of_accuracy_against_cost() {
     }
     click(&mut harness, "GMACs (log)");
 }
+
+/// The Lab view after a run of `preset` as it ships (every step of it), with the final numbers
+/// printed for the README.
+fn lab_after_its_run(preset: convscope_core::lab::Preset) -> Harness<'static, App> {
+    let mut harness = harness("lenet5");
+    layout(&mut harness, false, false, false, false);
+    harness.get_by_role_and_label(egui::accesskit::Role::Button, "Lab").click_accesskit();
+    harness.run_steps(2);
+    click(&mut harness, preset.title());
+    assert_eq!(harness.state().lab().form(), &preset.settings(), "the preset as it ships");
+    click(&mut harness, "Start");
+    step_until(&mut harness, &format!("{} to finish", preset.title()), |app| {
+        app.lab().state().is_some_and(|lab| lab.finished)
+    });
+    let lab = harness.state().lab().state().expect("a lab");
+    let seconds = lab.finished_at.zip(lab.training_since).map(|(end, start)| (end - start).as_secs_f64());
+    for run in &lab.runs {
+        println!(
+            "{}: {} steps, training loss {:.4}, error {:.1}% (mean of the last {}), held-out {:.1}%, {:.2} steps/s",
+            run.info.id,
+            run.steps.len(),
+            run.smoothed_loss.last().copied().unwrap_or(f64::NAN),
+            run.smoothed_error.last().copied().unwrap_or(f64::NAN) * 100.0,
+            lab.settings.smoothing,
+            run.held_out.last().map_or(f64::NAN, |h| h.accuracy * 100.0),
+            run.steps_per_second()
+        );
+    }
+    println!("{}: {:.1} s of training", preset.title(), seconds.unwrap_or(f64::NAN));
+    harness
+}
+
+/// The training loss at the end of the run named `id` (the mean of the last steps).
+fn final_loss(harness: &Harness<'static, App>, id: &str) -> f64 {
+    let lab = harness.state().lab().state().expect("a lab");
+    let run = lab.runs.iter().find(|r| r.info.id == id).unwrap_or_else(|| panic!("no run {id}"));
+    run.smoothed_loss.last().copied().expect("a loss")
+}
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots (trains the Fig. 6 preset: minutes)"]
+fn lab_fig6_after_its_run() {
+    let mut harness = lab_after_its_run(convscope_core::lab::Preset::Fig6);
+    // The picture shows the paper's two lessons, or it is not worth showing.
+    let loss = |id| final_loss(&harness, id);
+    assert!(loss("plain56-w8") > loss("plain20-w8"), "degradation: the deeper plain network trains worse");
+    assert!(loss("resnet56-w8") < loss("resnet20-w8"), "with shortcuts the deeper network trains better");
+    idle(&mut harness);
+    save(&mut harness, "lab_fig6");
+}

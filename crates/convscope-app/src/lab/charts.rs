@@ -9,6 +9,8 @@ use crate::theme;
 /// A heatmap keeps at most this many columns; longer runs average neighbouring steps.
 const MAX_COLUMNS: usize = 600;
 const HEATMAP_HEIGHT: f32 = 150.0;
+/// The most decades of gradient norm the heatmaps' colour scale spans.
+const DECADES: f32 = 6.0;
 
 /// The curves of every run on one plot.
 pub(super) fn curves_ui(ui: &mut egui::Ui, lab: &LabState, loss: bool, error: bool, held_out: bool) {
@@ -108,15 +110,19 @@ pub(super) struct Heatmaps {
 
 impl Heatmaps {
     pub(super) fn ui(&mut self, ui: &mut egui::Ui, lab: &LabState) {
-        let Some((lo, hi)) = lab.norm_range else {
+        let Some((lowest, hi)) = lab.norm_range else {
             ui.weak("The gradient heatmaps fill in as the runs train.");
             return;
         };
+        // A vanishing gradient reaches 1e-10 and would squeeze every other run into a few
+        // shades: the scale spans at most this many decades, anything lower at its darkest.
+        let lo = lowest.max(hi - DECADES);
         ui.horizontal_wrapped(|ui| {
             ui.strong("Gradient flow during training");
             ui.weak(format!(
                 "each layer's |∂L/∂W| (rows: input at the top, classifier at the bottom) at every step; \
-                 one colour scale for all runs, log10 from {lo:.1} (dark) to {hi:.1} (bright)"
+                 one colour scale for all runs, log10 from {lo:.1} (dark{}) to {hi:.1} (bright)",
+                if lowest < lo { format!(", down to {lowest:.1} drawn as dark") } else { String::new() }
             ));
         });
         let count = lab.runs.len().max(1);

@@ -498,12 +498,13 @@ impl LabView {
             ui.radio_value(&mut self.use_folder, false, "the bundled MNIST digits (4,000 train, 1,000 held out)");
             ui.radio_value(&mut self.use_folder, true, "an image folder");
             if self.use_folder {
+                let label = ui.label("folder");
                 ui.add(
                     egui::TextEdit::singleline(&mut self.folder)
                         .hint_text("a folder with one subfolder per class")
                         .desired_width(260.0),
                 )
-                .labelled_by(ui.label("folder").id);
+                .labelled_by(label.id);
                 if ui.button("Choose…").on_hover_text("Pick the image folder").clicked() {
                     commands.push(LabCommand::ChooseDataFolder);
                 }
@@ -590,8 +591,17 @@ impl LabView {
             } else if lab.paused {
                 ui.label("· paused");
             }
-            if let Some(rate) = lab.recent_rate() {
-                ui.label(format!("· {rate:.1} steps/s (all runs)"));
+            match (lab.finished_at, lab.training_since) {
+                (Some(end), Some(start)) => {
+                    let seconds = (end - start).as_secs_f64();
+                    let rate = lab.total_steps() as f64 / seconds.max(1e-9);
+                    ui.label(format!("· {} steps in {seconds:.1} s: {rate:.1} steps/s (all runs)", lab.total_steps()));
+                }
+                _ => {
+                    if let Some(rate) = lab.recent_rate() {
+                        ui.label(format!("· {rate:.1} steps/s (all runs)"));
+                    }
+                }
             }
             if let Some(started) = &lab.started {
                 ui.weak(format!("· {} thread(s)", started.threads));
@@ -612,12 +622,13 @@ impl LabView {
                 commands.push(LabCommand::Request(LabRequest::Extend(self.more_steps)));
             }
             ui.separator();
+            let label = ui.label("save to");
             ui.add(
                 egui::TextEdit::singleline(&mut self.save_folder)
                     .hint_text("a folder to save into")
                     .desired_width(220.0),
             )
-            .labelled_by(ui.label("save to").id);
+            .labelled_by(label.id);
             if ui.button("Save").on_hover_text("Curves (CSV, JSON), weights (safetensors) and settings").clicked() {
                 commands.push(LabCommand::Save);
             }
@@ -645,10 +656,12 @@ impl LabView {
 
 /// What a network without batch norm does here, said before anyone waits for a picture
 /// that will not come.
-const NO_BN_EXPLAINED: &str = "Without batch norm these networks do not train at the presets' learning rates: \
-     the residual ones blow up in the forward pass (each block adds its output to a growing signal) and stop \
-     where their loss stops being a number; the plain ones' signal fades to nothing, so their loss stays at \
-     chance. It is not the 'vanishing gradient' picture of the textbooks, and a smaller learning rate only delays it.";
+const NO_BN_EXPLAINED: &str = "Without batch norm these networks barely train at the presets' learning rate. \
+     Measured here (Fig. 6's four at width 8, lr 0.02, 60 steps): ResNet-56's loss stops being a number at step 2 \
+     (each block adds its output to a growing signal, which blows up in the forward pass) and the run stops \
+     there; plain-20, plain-56 and ResNet-20 stay near chance (loss 2.29–2.30, training error about 89%), the \
+     plain networks' signal fading layer by layer. Not the textbook 'vanishing gradient' picture: the heatmaps \
+     show what does happen.";
 
 /// A number with its label before it, named by it for screen readers and tests.
 fn number_ui(ui: &mut egui::Ui, label: &str, value: egui::DragValue<'_>) -> egui::Response {
