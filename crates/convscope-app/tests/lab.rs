@@ -187,6 +187,19 @@ fn a_bad_folder_is_refused_in_words_and_a_saved_run_opens_in_the_explorer() {
     tiny_lab(&mut harness, [false, true], 20);
     click(&mut harness, "Start again");
     step_until(&mut harness, "the lab to finish", |app| app.lab().state().is_some_and(|l| l.finished));
+    // Five steps more at another learning rate.
+    set_number(&mut harness, "learning rate", 0.05);
+    click(&mut harness, "Set for all runs");
+    set_number(&mut harness, "more steps", 5.0);
+    click(&mut harness, "Extend");
+    step_until(&mut harness, "five steps more", |app| {
+        app.lab().state().is_some_and(|l| l.finished && l.runs.iter().all(|r| r.steps.len() == 25))
+    });
+    for run in &harness.state().lab().state().unwrap().runs {
+        let rates: Vec<f64> = run.steps.iter().map(|s| s.lr).collect();
+        assert!(rates[..20].iter().all(|&lr| lr == 0.02) && rates[20..].iter().all(|&lr| lr == 0.05), "{rates:?}");
+        assert_eq!(run.interventions, vec![(20, "learning rate 0.05".to_owned())], "{}", run.info.id);
+    }
     let out = temp.path().join("saved");
     set_text(&mut harness, "save to", &out.display().to_string());
     click(&mut harness, "Save");
@@ -197,10 +210,12 @@ fn a_bad_folder_is_refused_in_words_and_a_saved_run_opens_in_the_explorer() {
     let saved = SavedLab::read(&out).unwrap();
     let lab = harness.state().lab().state().unwrap();
     for (summary, run) in saved.summary.iter().zip(&lab.runs) {
-        assert_eq!(summary.steps, 20);
-        assert_eq!(
-            summary.smoothed_loss,
-            run.smoothed_loss.last().copied(),
+        assert_eq!(summary.steps, 25);
+        // serde_json reads a float back within an ulp of what it wrote (exactly only with its
+        // float_roundtrip feature).
+        let (saved_loss, shown) = (summary.smoothed_loss.unwrap(), *run.smoothed_loss.last().unwrap());
+        assert!(
+            (saved_loss - shown).abs() <= 1e-12 * shown.abs(),
             "{}: the view's curve is the saved one",
             run.info.id
         );
