@@ -386,6 +386,27 @@ impl Model {
         Ok(Capture { outputs, logits })
     }
 
+    /// Forward in the reference layout keeping every node's output with its autograd graph
+    /// (nothing overwritten in place), so that anything can be differentiated with respect to
+    /// any node's output, or to an input that requires grad: what attribution maps need.
+    /// Asks `interrupt` before every node; `None` when it said stop.
+    pub fn forward_autograd_capture(
+        &self,
+        input: &Tensor,
+        opts: &RunOptions,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<Option<Capture>> {
+        let plan = RunPlan::keep_all(Behaviour::of(opts));
+        let Some(outputs) = self.execute_interruptible(input, opts, &plan, interrupt)? else {
+            return Ok(None);
+        };
+        let logits = outputs[self.graph.output]
+            .as_ref()
+            .map(Tensor::shallow_clone)
+            .ok_or_else(|| Error::Input("the output was not computed".into()))?;
+        Ok(Some(Capture { outputs, logits }))
+    }
+
     /// Forward + backward of the cross-entropy loss for `target` (default: each sample's
     /// predicted class) in inference mode, giving the gradient norm of every node's output and
     /// parameter.
