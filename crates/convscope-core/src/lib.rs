@@ -6,12 +6,14 @@
 //! PIL + torchvision do (`preprocess`, libjpeg-turbo's JPEG decoding with Pillow's settings in
 //! `jpeg`, Pillow's resampling in `resample`), LeNet-5 trained on MNIST digits (`train`), the
 //! residual lab (`lab`: plain and residual CIFAR networks trained side by side with PyTorch's
-//! SGD, on the digits or a folder of images), and the `session`: the worker thread that owns a
-//! model and answers requests over bounded channels, which the app and the tests drive.
-//! `engine` holds what
-//! every face shares above the executor, `paths` where the checkout keeps things, `format`
-//! the numbers as both faces print them. Nothing here links egui, eframe, wgpu or clap.
+//! SGD, on the digits or a folder of images), attribution maps defined as captum defines them
+//! (`attribution`: Grad-CAM and its kin at any node, Saliency, Guided Backprop, Integrated
+//! Gradients, SmoothGrad, Occlusion), and the `session`: the worker thread that owns a model
+//! and answers requests over bounded channels, which the app and the tests drive. `engine`
+//! holds what every face shares above the executor, `paths` where the checkout keeps things,
+//! `format` the numbers as both faces print them. Nothing here links egui, eframe, wgpu or clap.
 
+pub mod attribution;
 pub mod calculators;
 pub mod compare;
 pub mod engine;
