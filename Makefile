@@ -48,6 +48,7 @@ bootstrap-test:
 # Reference outputs from the venv's PyTorch; rebuilt only when the script changes.
 fixtures: bootstrap-test
 	$(PYTHON) tests/fixtures/make_fixtures.py --out target/fixtures
+	$(PYTHON) tests/fixtures/make_attribution_fixtures.py --out target/fixtures/attribution --parity target/fixtures
 
 build: bootstrap
 	cargo build --workspace
