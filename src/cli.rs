@@ -108,6 +108,9 @@ pub enum Command {
     Weights(WeightsCommand),
     /// Time convscope against PyTorch on the same libtorch, interleaved rounds (see bench/).
     Bench(crate::bench::BenchArgs),
+    /// Where in the image the network found its answer: Grad-CAM and its kin at any layer,
+    /// Saliency, Guided Backprop, Integrated Gradients, SmoothGrad, Occlusion (captum's definitions).
+    Explain(crate::explain::ExplainArgs),
     /// Per-node gradient norms in execution order.
     Gradients {
         arch: String,
@@ -193,12 +196,13 @@ pub fn run(command: Command) -> Result<()> {
             train(&arch, &TrainConfig { epochs, lr, batch, seed }, data, out)
         }
         Command::Lab(args) => crate::lab::run(&args),
+        Command::Explain(args) => crate::explain::run(&args),
         Command::Weights(command) => weights(command),
         Command::Bench(args) => crate::bench::run(&args),
     }
 }
 
-fn load(arch: &str, args: &ModelArgs) -> Result<(ArchSpec, Model)> {
+pub(crate) fn load(arch: &str, args: &ModelArgs) -> Result<(ArchSpec, Model)> {
     let spec = zoo::find(arch)?;
     let device = engine::parse_device(&args.device)?;
     let choice = match (&args.weights, args.random) {

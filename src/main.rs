@@ -8,6 +8,7 @@
 mod bench;
 mod cli;
 mod crash;
+mod explain;
 mod gui;
 mod lab;
 mod output;

@@ -10,13 +10,71 @@
 //!   as `visualize_image_attr` sums, scaled the same way by magnitude, in [−1, 1].
 
 use image::RgbImage;
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use super::Method;
 use crate::error::{Error, Result, TorchContext};
 
+/// The colours of an overlay; one set for the command line's PNG and the app's view, so that
+/// an exported picture is the one on screen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Colormap {
+    /// Google's improved jet: pytorch-grad-cam's look (it uses OpenCV's jet), kinder to the eye.
+    #[default]
+    Turbo,
+    Viridis,
+    Inferno,
+    /// ColorBrewer's RdBu run from blue (negative) to red (positive): for signed maps.
+    RedBlue,
+}
+
+impl Colormap {
+    pub const ALL: [Colormap; 4] = [Colormap::Turbo, Colormap::Viridis, Colormap::Inferno, Colormap::RedBlue];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Colormap::Turbo => "turbo",
+            Colormap::Viridis => "viridis",
+            Colormap::Inferno => "inferno",
+            Colormap::RedBlue => "red-blue",
+        }
+    }
+
+    pub fn from_id(id: &str) -> Option<Colormap> {
+        Colormap::ALL.into_iter().find(|c| c.id() == id)
+    }
+
+    /// What a map of this shading is drawn with unless asked otherwise.
+    pub fn default_for(shading: Shading) -> Colormap {
+        match shading {
+            Shading::Cam | Shading::Magnitude => Colormap::Turbo,
+            Shading::Signed => Colormap::RedBlue,
+        }
+    }
+
+    /// The colour of `v` in a map of `shading` (signed maps run over [−1, 1], the others over
+    /// [0, 1]); NaN is the low end, or zero for signed maps.
+    pub fn rgb(self, v: f32, shading: Shading) -> [u8; 3] {
+        let v = if v.is_nan() { 0.0 } else { v };
+        let t = match shading {
+            Shading::Signed => (v.clamp(-1.0, 1.0) + 1.0) / 2.0,
+            Shading::Cam | Shading::Magnitude => v.clamp(0.0, 1.0),
+        };
+        let gradient = match self {
+            Colormap::Turbo => colorous::TURBO,
+            Colormap::Viridis => colorous::VIRIDIS,
+            Colormap::Inferno => colorous::INFERNO,
+            Colormap::RedBlue => colorous::RED_BLUE,
+        };
+        // colorous's RdBu starts at red; more is warmer here.
+        let t = if self == Colormap::RedBlue { 1.0 - t } else { t };
+        gradient.eval_continuous(f64::from(t)).into_array()
+    }
+}
+
 /// How a map is drawn over the image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Shading {
     /// A CAM: covers the image evenly, the colour saying how much (as pytorch-grad-cam shows it).
     Cam,
@@ -26,6 +84,7 @@ pub enum Shading {
     Signed,
 }
 
+#[derive(Clone, Debug, PartialEq)]
 pub struct DisplayMap {
     pub width: usize,
     pub height: usize,
@@ -34,17 +93,31 @@ pub struct DisplayMap {
     pub shading: Shading,
 }
 
+/// How `method`'s maps are drawn.
+pub fn shading(method: Method) -> Shading {
+    if method.is_cam() {
+        Shading::Cam
+    } else if method.is_signed() {
+        Shading::Signed
+    } else {
+        Shading::Magnitude
+    }
+}
+
 /// The map `raw` (captum's shape, see `LayerMap`) of `method` for an `height`×`width` input.
 pub fn display(method: Method, raw: &Tensor, height: i64, width: i64) -> Result<DisplayMap> {
     let context = || format!("showing {}", method.label());
-    let (plane, shading) = if method.is_cam() {
-        (cam_display(raw, height, width)?, Shading::Cam)
-    } else if method.is_signed() {
-        let summed = raw.f_sum_dim_intlist([0i64, 1].as_slice(), false, Kind::Float).context(context)?;
-        (scaled(&summed)?, Shading::Signed)
-    } else {
-        let largest = raw.f_abs().and_then(|a| a.f_amax([0i64, 1].as_slice(), false)).context(context)?;
-        (scaled(&largest)?, Shading::Magnitude)
+    let shading = shading(method);
+    let plane = match shading {
+        Shading::Cam => cam_display(raw, height, width)?,
+        Shading::Signed => {
+            let summed = raw.f_sum_dim_intlist([0i64, 1].as_slice(), false, Kind::Float).context(context)?;
+            scaled(&summed)?
+        }
+        Shading::Magnitude => {
+            let largest = raw.f_abs().and_then(|a| a.f_amax([0i64, 1].as_slice(), false)).context(context)?;
+            scaled(&largest)?
+        }
     };
     let size = plane.size();
     let values =

@@ -11,6 +11,7 @@
 //!   of images processed in chunks that fit `MEMORY_BUDGET`.
 //! - `occlusion`: batched forward passes without gradients.
 //! - `display`: the maps as people look at them (upsampled, normalised, over the image).
+//! - `export`: the overlay as a PNG, the raw maps as safetensors or .npy.
 //!
 //! `explain` runs one method for one image; it reports progress between chunks (IG steps,
 //! SmoothGrad samples, occlusion windows, guided nodes) and asks whether to stop, so that a
@@ -18,6 +19,7 @@
 
 mod cam;
 pub mod display;
+pub mod export;
 mod gradient;
 mod guided;
 mod occlusion;
@@ -29,6 +31,7 @@ use crate::error::{Error, Result, TorchContext};
 use crate::executor::{Model, RunOptions};
 use crate::graph::{Graph, NodeId, Op};
 use crate::preprocess::Preprocess;
+use crate::zoo::Labels;
 
 pub use gradient::{gauss_legendre, smoothgrad_noise};
 
@@ -179,6 +182,61 @@ impl Objective {
     }
 }
 
+/// The classes whose label contains `query` (case ignored), those where it is a whole name
+/// (one of a label's comma-separated synonyms) first, each group in class order.
+pub fn search_classes(labels: Labels, classes: i64, query: &str) -> Vec<i64> {
+    let query = query.trim().to_lowercase();
+    if query.is_empty() {
+        return Vec::new();
+    }
+    let (mut whole, mut partial) = (Vec::new(), Vec::new());
+    for class in 0..classes {
+        let label = labels.name(class).to_lowercase();
+        if label.split(',').any(|name| name.trim() == query) {
+            whole.push(class);
+        } else if label.contains(&query) {
+            partial.push(class);
+        }
+    }
+    whole.extend(partial);
+    whole
+}
+
+/// The class `text` names for a network of `classes` outputs: its number, or a name that
+/// `search_classes` finds once (a whole name found once wins over partial ones).
+pub fn parse_class(labels: Labels, classes: i64, text: &str) -> Result<i64> {
+    if let Ok(class) = text.trim().parse::<i64>() {
+        return if (0..classes).contains(&class) {
+            Ok(class)
+        } else {
+            Err(Error::Input(format!("class {class} is outside 0..{classes}")))
+        };
+    }
+    let query = text.trim().to_lowercase();
+    let found = search_classes(labels, classes, &query);
+    let whole: Vec<i64> = found
+        .iter()
+        .copied()
+        .filter(|&c| labels.name(c).to_lowercase().split(',').any(|name| name.trim() == query))
+        .collect();
+    match (whole.as_slice(), found.as_slice()) {
+        ([class], _) | ([], [class]) => Ok(*class),
+        (_, []) => {
+            Err(Error::Input(format!("no class is called {:?}: give its number or part of its name", text.trim())))
+        }
+        (_, many) => {
+            let shown: Vec<String> = many.iter().take(5).map(|&c| format!("{c} {}", labels.name(c))).collect();
+            let more = if many.len() > 5 { format!(" and {} more", many.len() - 5) } else { String::new() };
+            Err(Error::Input(format!(
+                "{:?} names {} classes ({}{more}): give the number",
+                text.trim(),
+                many.len(),
+                shown.join("; ")
+            )))
+        }
+    }
+}
+
 /// Which layers a CAM method (and Guided Grad-CAM) reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Layers {
@@ -251,6 +309,22 @@ impl Default for Settings {
             window: 32,
             stride: 16,
             batch: None,
+        }
+    }
+}
+
+impl Settings {
+    /// Refuses parameters that would compute nothing or nonsense, naming the one at fault.
+    pub fn check(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Input(what));
+        match self.method {
+            Method::IntegratedGradients if self.steps == 0 => bad("Integrated Gradients needs at least 1 step".into()),
+            Method::SmoothGrad if self.samples == 0 => bad("SmoothGrad needs at least 1 sample".into()),
+            Method::SmoothGrad if !(self.sigma.is_finite() && self.sigma >= 0.0) => {
+                bad(format!("SmoothGrad's sigma is a fraction of the input's range, at least 0, got {}", self.sigma))
+            }
+            _ if self.batch == Some(0) => bad("a batch holds at least 1 image".into()),
+            _ => Ok(()),
         }
     }
 }
@@ -340,6 +414,7 @@ pub fn explain(
     settings: &Settings,
     control: &mut Control,
 ) -> Result<Option<Explanation>> {
+    settings.check()?;
     model.check_input(input)?;
     if input.size()[0] != 1 {
         return Err(Error::Input(format!(
