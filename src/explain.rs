@@ -12,7 +12,7 @@ use serde_json::json;
 use convscope_core::attribution::display::{self, Colormap};
 use convscope_core::attribution::export::{self, Format};
 use convscope_core::attribution::{
-    self, Baseline, Control, Explanation, Integration, Layers, Method, Progress, Settings, Target,
+    self, Baseline, Control, ExplanationData, Integration, Layers, Method, Progress, Settings, Target,
 };
 use convscope_core::engine;
 use convscope_core::executor::RunOptions;
@@ -222,12 +222,13 @@ pub fn run(args: &ExplainArgs) -> Result<()> {
         .context("the attribution run was interrupted")?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
+    let data = explanation.data(height, width)?;
     if let Some(out) = &args.out {
         let image = spec.preprocess.to_rgb8(&input)?;
-        let colormap = args.colormap.unwrap_or_else(|| Colormap::default_for(display::shading(explanation.method)));
-        export::save(&explanation, &graph, &image, args.opacity, colormap, out)?;
+        let colormap = args.colormap.unwrap_or_else(|| Colormap::default_for(display::shading(data.method)));
+        export::save(&data, &graph, &image, args.opacity, colormap, out)?;
     }
-    report(args, &spec, &model, &graph, &explanation, &opts, seconds)
+    report(args, &spec, &model, &graph, &data, &opts, seconds)
 }
 
 fn report(
@@ -235,29 +236,29 @@ fn report(
     spec: &ArchSpec,
     model: &convscope_core::executor::Model,
     graph: &Graph,
-    explanation: &Explanation,
+    explanation: &ExplanationData,
     opts: &RunOptions,
     seconds: f64,
 ) -> Result<()> {
     let objective = explanation.objective;
-    let logit = |class: i64| explanation.logits.f_double_value(&[0, class]);
-    let score = logit(objective.class)? - objective.minus.map(logit).transpose()?.unwrap_or(0.0);
+    let score = explanation.score();
     let names = export::map_names(explanation, graph);
     let maps: Vec<serde_json::Value> = explanation
         .maps
         .iter()
         .zip(&names)
         .map(|(m, name)| {
-            let (min, max) = (m.raw.f_min()?.f_double_value(&[])?, m.raw.f_max()?.f_double_value(&[])?);
-            Ok(json!({
+            let min = m.raw.iter().copied().fold(f32::INFINITY, f32::min);
+            let max = m.raw.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            json!({
                 "name": name,
                 "node": m.node.map(|n| graph.nodes[n].name.as_str()),
-                "shape": m.raw.size(),
-                "min": min,
-                "max": max,
-            }))
+                "shape": m.shape,
+                "min": f64::from(min),
+                "max": f64::from(max),
+            })
         })
-        .collect::<Result<_>>()?;
+        .collect();
     let completeness = explanation.completeness.map(|c| {
         json!({
             "attribution_sum": c.attribution_sum,

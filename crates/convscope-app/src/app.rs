@@ -114,6 +114,7 @@ pub(crate) struct Runtime {
     pub(crate) pasting: Option<Receiver<Result<Pasted, String>>>,
     pub(crate) diagram_export: Option<DiagramExport>,
     pub(crate) lab: lab::LabView,
+    pub(crate) attribution: crate::attribution::AttributionView,
 }
 
 pub struct App {
@@ -161,6 +162,7 @@ impl App {
                 pasting: None,
                 diagram_export: None,
                 lab: lab::LabView::default(),
+                attribution: Default::default(),
             },
         };
         let known = |id: &Option<String>| id.as_deref().and_then(|id| zoo::all().into_iter().find(|s| s.id == id));
@@ -304,6 +306,7 @@ impl App {
             fetching,
             image,
             lab,
+            attribution,
             ..
         } = runtime;
         let model = model.as_ref();
@@ -368,6 +371,11 @@ impl App {
                 history.ui(ui, &mut settings.history, &input, commands);
             }
             CentralView::Lab => lab.ui(ui, commands),
+            CentralView::Attribution => {
+                let pending = worker.is_pending(RequestKind::Attribution);
+                let progress = worker.attribution_progress();
+                attribution.ui(ui, model, prediction.shown.as_ref(), layers.selected, pending, progress, commands);
+            }
         });
     }
 }
@@ -400,6 +408,7 @@ impl eframe::App for App {
         prediction::drop_overlay_ui(&ctx);
 
         self.apply(commands);
+        self.attribution_frame();
         self.diagram_export_frame(&ctx);
         if self.busy() {
             // Replies also wake the window; this keeps the spinner turning meanwhile.

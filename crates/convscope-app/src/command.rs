@@ -67,6 +67,8 @@ pub enum Command {
     Compare([&'static str; 2]),
     /// The lab view's own commands (`lab::LabCommand`).
     Lab(crate::lab::LabCommand),
+    /// What the Attribution view asks for (`attribution::AttributionCommand`).
+    Attribution(crate::attribution::AttributionCommand),
 }
 
 /// Something pasted.
@@ -298,6 +300,7 @@ impl App {
                 rt.worker.send(Request::Compare { specs: Box::new([a, b]), image, device });
             }
             Command::Lab(command) => self.apply_lab(command),
+            Command::Attribution(command) => self.apply_attribution(command),
         }
     }
 

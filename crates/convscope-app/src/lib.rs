@@ -16,6 +16,7 @@
 //! - `diagram`: the architecture graph inside a pan/zoom scene.
 //! - `history`: accuracy against cost, the seed's calculations, two networks side by side.
 //! - `lab`: plain and residual networks trained side by side on their own thread, live.
+//! - `attribution`: where the network looks: attribution maps over the image.
 //! - `theme`: every colour.
 //!
 //! The model itself runs on the worker thread of `convscope_core::session`; libtorch never
@@ -27,6 +28,7 @@
 //! and pushes `Command`s; `App::apply` changes the world, once, at the end of the frame.
 
 mod app;
+mod attribution;
 mod clipboard;
 mod command;
 mod diagram;
@@ -44,6 +46,7 @@ pub mod theme;
 mod top_bar;
 
 pub use app::{App, DEFAULT_ARCH, FALLBACK_ARCH, LoadedModel, Message, Start};
+pub use attribution::{AttributionCommand, AttributionView, LayerChoice};
 pub use clipboard::{PASTED_IMAGE, path_from_pasted_text};
 pub use command::{Command, Pasted};
 pub use history::Drawn as HistoryBubble;

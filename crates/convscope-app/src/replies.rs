@@ -28,6 +28,11 @@ impl App {
     fn receive_one(&mut self, ctx: &egui::Context, reply: Reply) {
         let payload = match reply.result {
             Ok(payload) => payload,
+            Err(error) if reply.kind == RequestKind::Attribution => {
+                // Said in the view, beside the settings that caused it.
+                self.runtime.attribution.failed(error.message);
+                return;
+            }
             Err(error) => {
                 let text = match (reply.kind, error.image) {
                     (RequestKind::Classify, Some(image)) => format!("Could not use {image}: {}", error.message),
@@ -77,6 +82,7 @@ impl App {
                 rt.layers = layers::LayerView::for_graph(&graph, &rt.layers);
                 rt.gradients = gradients::GradientView { target: None, ..Default::default() };
                 rt.diagram.reset();
+                rt.attribution.reset();
                 rt.prediction.shown = None;
                 rt.message = (!loaded.warnings.is_empty())
                     .then(|| Message { text: loaded.warnings.join("\n"), is_error: false });
@@ -134,6 +140,13 @@ impl App {
                 // The feature maps now reflect the switches.
                 let node = rt.layers.selected;
                 rt.worker.send(Request::Activation { node });
+            }
+            Payload::Attributed(attributed) => {
+                let rt = &mut self.runtime;
+                let Some(model) = &rt.model else { return };
+                if attributed.arch == model.spec.id {
+                    rt.attribution.receive(*attributed);
+                }
             }
             Payload::Activation(data) => {
                 let rt = &mut self.runtime;

@@ -122,6 +122,8 @@ pub enum CentralView {
     History,
     /// Plain and residual networks trained side by side, live.
     Lab,
+    /// Where the network looks: attribution maps over the image.
+    Attribution,
 }
 
 /// What the History view shows.

@@ -59,6 +59,7 @@ pub(crate) fn top_bar_ui(ui: &mut egui::Ui, settings: &mut Settings, status: &St
             .on_hover_text("Accuracy against cost for every network, the seed's calculations, two networks compared");
         ui.selectable_value(&mut settings.central, CentralView::Lab, "Lab")
             .on_hover_text("Train plain and residual networks side by side");
+        ui.selectable_value(&mut settings.central, CentralView::Attribution, "Attribution");
         ui.separator();
         let (label, next) = match settings.theme {
             ThemeChoice::System => ("Theme: system", ThemeChoice::Dark),
@@ -114,6 +115,8 @@ pub(crate) fn status_text(worker: &WorkerHandle) -> &'static str {
         "classifying…"
     } else if worker.is_pending(RequestKind::Gradients) {
         "computing gradients…"
+    } else if worker.is_pending(RequestKind::Attribution) {
+        "computing the attribution map…"
     } else if worker.is_pending(RequestKind::Activation) {
         "reading the layer…"
     } else if worker.is_pending(RequestKind::Compare) {

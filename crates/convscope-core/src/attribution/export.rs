@@ -8,8 +8,8 @@ use image::RgbImage;
 use tch::Tensor;
 
 use super::display::{self, Colormap, DisplayMap};
-use super::{Explanation, Method};
-use crate::error::{Error, Result, TorchContext};
+use super::{ExplanationData, Method};
+use crate::error::{Error, Result};
 use crate::graph::Graph;
 
 /// What a file's extension asks for.
@@ -37,7 +37,7 @@ impl Format {
 
 /// The name of each map in a safetensors file: `map` when there is one, `map.<node>` for each
 /// layer when there are several.
-pub fn map_names(explanation: &Explanation, graph: &Graph) -> Vec<String> {
+pub fn map_names(explanation: &ExplanationData, graph: &Graph) -> Vec<String> {
     if explanation.maps.len() == 1 {
         return vec!["map".into()];
     }
@@ -52,14 +52,9 @@ pub fn map_names(explanation: &Explanation, graph: &Graph) -> Vec<String> {
         .collect()
 }
 
-/// The displayed maps, one per layer, for an `height`×`width` input.
-pub fn display_maps(explanation: &Explanation, height: i64, width: i64) -> Result<Vec<DisplayMap>> {
-    explanation.maps.iter().map(|m| display::display(explanation.method, &m.raw, height, width)).collect()
-}
-
 /// The maps over `image` side by side (in the explanation's order: coarse to fine for stages),
 /// a few pixels of white between them.
-pub fn overlay_strip(image: &RgbImage, maps: &[DisplayMap], opacity: f32, colormap: Colormap) -> RgbImage {
+pub fn overlay_strip(image: &RgbImage, maps: &[&DisplayMap], opacity: f32, colormap: Colormap) -> RgbImage {
     const GAP: u32 = 4;
     let (w, h) = image.dimensions();
     let n = maps.len().max(1) as u32;
@@ -75,7 +70,7 @@ pub fn overlay_strip(image: &RgbImage, maps: &[DisplayMap], opacity: f32, colorm
 /// as the network saw it), or the raw maps (with the logits in a safetensors file). An .npy
 /// holds one array, so several maps there are an error that names the way out.
 pub fn save(
-    explanation: &Explanation,
+    explanation: &ExplanationData,
     graph: &Graph,
     image: &RgbImage,
     opacity: f32,
@@ -83,23 +78,23 @@ pub fn save(
     path: &Path,
 ) -> Result<()> {
     let written = |e: &dyn std::fmt::Display| Error::File { path: path.to_owned(), reason: e.to_string() };
+    let tensor = |shape: &[i64], values: &[f32]| Tensor::from_slice(values).f_view(shape).map_err(|e| written(&e));
     match Format::of(path)? {
         Format::Png => {
-            let (w, h) = image.dimensions();
-            let maps = display_maps(explanation, i64::from(h), i64::from(w))?;
+            let maps: Vec<&DisplayMap> = explanation.maps.iter().map(|m| &m.shown).collect();
             overlay_strip(image, &maps, opacity, colormap).save(path).map_err(|e| written(&e))
         }
         Format::Safetensors => {
             let mut named: Vec<(String, Tensor)> = map_names(explanation, graph)
                 .into_iter()
                 .zip(&explanation.maps)
-                .map(|(name, m)| (name, m.raw.shallow_clone()))
-                .collect();
-            named.push(("logits".into(), explanation.logits.shallow_clone()));
+                .map(|(name, m)| Ok((name, tensor(&m.shape, &m.raw)?)))
+                .collect::<Result<_>>()?;
+            named.push(("logits".into(), tensor(&[1, explanation.logits.len() as i64], &explanation.logits)?));
             Tensor::write_safetensors(&named, path).map_err(|e| written(&e))
         }
         Format::Npy => match explanation.maps.as_slice() {
-            [one] => one.raw.f_contiguous().context(|| "the map".into())?.write_npy(path).map_err(|e| written(&e)),
+            [one] => tensor(&one.shape, &one.raw)?.write_npy(path).map_err(|e| written(&e)),
             many => Err(Error::Input(format!(
                 "an .npy file holds one array and {} {} gives {} maps: write .safetensors (one tensor per layer) \
                  or .png",

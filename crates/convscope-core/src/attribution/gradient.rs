@@ -245,8 +245,12 @@ fn baseline(preprocess: &Preprocess, baseline: Baseline, input: &Tensor) -> Resu
     }
     let channels = input.size()[1];
     let black: Vec<f32> = match *preprocess {
-        Preprocess::ImageNet { mean, std, .. } => mean.iter().zip(std).map(|(m, s)| (0.0 - m) / s).collect(),
+        Preprocess::ImageNet { mean, std, .. } | Preprocess::Resized { mean, std, .. } => {
+            mean.iter().zip(std).map(|(m, s)| (0.0 - m) / s).collect()
+        }
         Preprocess::Digit { .. } => vec![(0.0 - MNIST_MEAN) / MNIST_STD],
+        // The one channel given to all three.
+        Preprocess::LabDigit { .. } => vec![(0.0 - MNIST_MEAN) / MNIST_STD; 3],
         Preprocess::Cifar => {
             // The preprocessing's own arithmetic on a black picture: its statistics are its own.
             let black = image::DynamicImage::new_rgb8(32, 32);

@@ -392,6 +392,67 @@ pub struct Explanation {
     pub guided_relus: Option<usize>,
 }
 
+/// One map as plain values, for a thread without libtorch and for files.
+#[derive(Clone, Debug)]
+pub struct MapData {
+    pub node: Option<NodeId>,
+    /// captum's shape (`LayerMap::raw`).
+    pub shape: Vec<i64>,
+    pub raw: Vec<f32>,
+    /// As people look at it, at the input's size.
+    pub shown: display::DisplayMap,
+}
+
+/// An explanation as plain values (what the session sends the app, and what `export` writes).
+#[derive(Clone, Debug)]
+pub struct ExplanationData {
+    pub method: Method,
+    pub objective: Objective,
+    /// The image's logits.
+    pub logits: Vec<f32>,
+    pub maps: Vec<MapData>,
+    pub completeness: Option<Completeness>,
+    pub guided_relus: Option<usize>,
+}
+
+impl ExplanationData {
+    /// The explained value: the target's logit, less the other class's for a difference.
+    pub fn score(&self) -> f64 {
+        let logit = |c: i64| self.logits.get(c as usize).copied().map_or(f64::NAN, f64::from);
+        logit(self.objective.class) - self.objective.minus.map_or(0.0, logit)
+    }
+}
+
+impl Explanation {
+    /// The maps' values, and each shown for an `height`×`width` input.
+    pub fn data(&self, height: i64, width: i64) -> Result<ExplanationData> {
+        let values = |t: &Tensor| -> Result<Vec<f32>> {
+            let flat = t.f_contiguous().and_then(|t| t.f_view([-1])).context(|| "reading a map".into())?;
+            Vec::<f32>::try_from(&flat).context(|| "reading a map".into())
+        };
+        let maps = self
+            .maps
+            .iter()
+            .map(|m| {
+                Ok(MapData {
+                    node: m.node,
+                    shape: m.raw.size(),
+                    raw: values(&m.raw)?,
+                    shown: display::display(self.method, &m.raw, height, width)?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(ExplanationData {
+            method: self.method,
+            objective: self.objective,
+            logits: values(&self.logits)?,
+            maps,
+            completeness: self.completeness,
+            guided_relus: self.guided_relus,
+        })
+    }
+}
+
 /// `explain` with no progress and no way to stop it.
 pub fn explain_all(
     model: &Model,

@@ -1,10 +1,13 @@
 //! The app's end of the worker: sends without blocking, coalesces, and tracks what is pending.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError, sync_channel};
 
-use super::protocol::{Outgoing, Reply, Request, RequestKind};
-use super::serve::Worker;
+use crate::attribution;
+
+use super::protocol::{AttributionProgress, Outgoing, Reply, Request, RequestKind};
+use super::serve::{AttributionShared, Worker};
 
 /// How many requests may wait in the channel; the outbox holds the overflow.
 const REQUEST_CAPACITY: usize = 8;
@@ -21,6 +24,7 @@ pub struct WorkerHandle {
     last_sent: BTreeMap<RequestKind, u64>,
     last_answered: BTreeMap<RequestKind, u64>,
     stopped: bool,
+    attribution: Arc<AttributionShared>,
 }
 
 impl WorkerHandle {
@@ -28,8 +32,10 @@ impl WorkerHandle {
     pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
         let (request_tx, request_rx) = sync_channel(REQUEST_CAPACITY);
         let (reply_tx, reply_rx) = sync_channel(REPLY_CAPACITY);
+        let worker = Worker::default();
+        let attribution = Arc::clone(&worker.attribution);
         std::thread::Builder::new().name("convscope-model".into()).spawn(move || {
-            Worker::default().run(&request_rx, &reply_tx, &repaint);
+            worker.run(&request_rx, &reply_tx, &repaint);
         })?;
         Ok(Self {
             requests: request_tx,
@@ -39,6 +45,7 @@ impl WorkerHandle {
             last_sent: BTreeMap::new(),
             last_answered: BTreeMap::new(),
             stopped: false,
+            attribution,
         })
     }
 
@@ -105,6 +112,27 @@ impl WorkerHandle {
 
     pub fn any_pending(&self) -> bool {
         self.last_sent.keys().any(|&kind| self.is_pending(kind))
+    }
+
+    /// How far the newest attribution request has come, while it runs.
+    pub fn attribution_progress(&self) -> Option<attribution::Progress> {
+        let latest = self.last_sent.get(&RequestKind::Attribution).copied()?;
+        self.attribution
+            .progress()
+            .filter(|p| p.seq == latest && self.is_pending(RequestKind::Attribution))
+            .map(|AttributionProgress { progress, .. }| progress)
+    }
+
+    /// Stops the attribution requests sent so far: the one under way between two chunks, the
+    /// others before they start. The worker answers them as dropped.
+    pub fn cancel_attribution(&mut self) {
+        let Some(latest) = self.last_sent.get(&RequestKind::Attribution).copied() else { return };
+        self.attribution.cancel_up_to(latest);
+        if self.outbox.remove(&RequestKind::Attribution).is_some() {
+            // Never sent: nobody will answer it.
+            let answered = self.last_answered.entry(RequestKind::Attribution).or_default();
+            *answered = (*answered).max(latest);
+        }
     }
 
     /// Whether the worker thread has gone (it only stops if it panicked outside a request).

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tch::Device;
 
+use crate::attribution::{self, ExplanationData};
 use crate::compare::Comparison;
 use crate::engine::batch::BatchSummary;
 use crate::engine::{GradientSettings, Prediction, ResolvedGradientSettings, WeightsChoice};
@@ -60,6 +61,10 @@ pub enum Request {
     /// Forward + backward on the current image (alone or in a batch, as `settings` say; their
     /// `None`s take the defaults for the loaded weights): gradient norms along depth.
     Gradients { disabled: Vec<NodeId>, target: Option<i64>, retention: Retention, settings: GradientSettings },
+    /// An attribution map of the current image (`attribution::explain`), with progress in
+    /// `WorkerHandle::attribution_progress`; it yields to a new model, image or gradient pass
+    /// and to a newer attribution request, and stops at `WorkerHandle::cancel_attribution`.
+    Attribution { disabled: Vec<NodeId>, settings: attribution::Settings },
     /// One node's output from the last run.
     Activation { node: NodeId },
     /// Runs one image through two architectures (installed weights, else random) and sets
@@ -129,6 +134,7 @@ pub enum RequestKind {
     Device,
     Classify,
     Gradients,
+    Attribution,
     Activation,
     Compare,
     /// A measurement and its cancellation: the newest of the two wins.
@@ -142,6 +148,7 @@ impl Request {
             Request::Device(_) => RequestKind::Device,
             Request::Classify { .. } => RequestKind::Classify,
             Request::Gradients { .. } => RequestKind::Gradients,
+            Request::Attribution { .. } => RequestKind::Attribution,
             Request::Activation { .. } => RequestKind::Activation,
             Request::Compare { .. } => RequestKind::Compare,
             Request::Measure(_) | Request::CancelMeasure => RequestKind::Measure,
@@ -226,12 +233,33 @@ pub struct ActivationData {
     pub values: Vec<f32>,
 }
 
+/// An attribution map of the current image, and what it was asked for with.
+#[derive(Clone, Debug)]
+pub struct Attributed {
+    pub arch: &'static str,
+    pub disabled: Vec<NodeId>,
+    pub settings: attribution::Settings,
+    pub explanation: ExplanationData,
+    /// The input the maps are over, as the network saw it.
+    pub preview: Preview,
+    pub compute_ms: f64,
+}
+
+/// How far the attribution under way has come (`WorkerHandle::attribution_progress`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttributionProgress {
+    /// The request it answers.
+    pub seq: u64,
+    pub progress: attribution::Progress,
+}
+
 #[derive(Clone, Debug)]
 pub enum Payload {
     Loaded(Loaded),
     Moved(Device),
     Predicted(Box<Predicted>),
     Gradients(Box<GradientFlow>),
+    Attributed(Box<Attributed>),
     Activation(Box<ActivationData>),
     Compared(Box<Comparison>),
     Measured(Box<MeasureProgress>),

@@ -3,12 +3,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
 use super::protocol::*;
+use crate::attribution::{self, Control};
 use crate::engine::batch::{self, Batch, BatchImage, BatchKind};
 use crate::engine::{self, GradientSettings, WeightsChoice};
 use crate::executor::{GradientMode, Layout, Model, RunOptions, Targets};
@@ -89,9 +92,39 @@ impl<'a> Inbox<'a> {
     }
 }
 
+/// What the worker and the handle share about attribution runs: progress read by the UI, and
+/// the newest request the UI cancelled (asked between chunks).
+#[derive(Default)]
+pub(super) struct AttributionShared {
+    progress: Mutex<Option<AttributionProgress>>,
+    cancelled_up_to: AtomicU64,
+}
+
+impl AttributionShared {
+    pub(super) fn progress(&self) -> Option<AttributionProgress> {
+        self.progress.lock().ok().and_then(|p| *p)
+    }
+
+    fn set_progress(&self, progress: Option<AttributionProgress>) {
+        if let Ok(mut slot) = self.progress.lock() {
+            *slot = progress;
+        }
+    }
+
+    /// Cancels every attribution request up to `seq`.
+    pub(super) fn cancel_up_to(&self, seq: u64) {
+        self.cancelled_up_to.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    fn is_cancelled(&self, seq: u64) -> bool {
+        seq <= self.cancelled_up_to.load(Ordering::Relaxed)
+    }
+}
+
 /// The worker's own state: the model and what the last run left behind.
 #[derive(Default)]
 pub(super) struct Worker {
+    pub(super) attribution: Arc<AttributionShared>,
     spec: Option<ArchSpec>,
     model: Option<Model>,
     /// The request that built the model: gradients and layers asked for before it were
@@ -154,6 +187,13 @@ impl Worker {
                 Ok(None) => {
                     if let Some(request) = retry {
                         inbox.put_back(seq, request);
+                    } else if kind == RequestKind::Attribution {
+                        // Cancelled, or superseded by what it yielded to: the UI asks again
+                        // for what it still wants to see.
+                        if replies.send(Outgoing::Dropped { seq, kind }).is_err() {
+                            return;
+                        }
+                        repaint();
                     }
                     continue;
                 }
@@ -171,12 +211,12 @@ impl Worker {
     /// the old model made (no image has run on the new one yet). The UI drops such answers
     /// anyway; answering would only show it an error about a model it no longer has.
     fn is_stale(&self, seq: u64, kind: RequestKind) -> bool {
-        matches!(kind, RequestKind::Gradients | RequestKind::Activation)
+        matches!(kind, RequestKind::Gradients | RequestKind::Attribution | RequestKind::Activation)
             && (seq < self.model_seq || (self.model.is_some() && self.input.is_none()))
     }
 
     /// Carries out one request; `Ok(None)` when it yielded to newer requests midway.
-    fn handle(&mut self, request: Request, inbox: &Inbox) -> Result<Option<Payload>, ReplyError> {
+    fn handle(&mut self, seq: u64, request: Request, inbox: &Inbox) -> Result<Option<Payload>, ReplyError> {
         let payload = match request {
             Request::Load { spec, weights, device } => self.load(*spec, &weights, device)?,
             Request::Device(device) => {
@@ -194,6 +234,16 @@ impl Worker {
                 let interrupt = || inbox.should_yield(RequestKind::Gradients);
                 match self.gradients(&disabled, target, retention, &settings, &interrupt).map_err(plain)? {
                     Some(flow) => Payload::Gradients(Box::new(flow)),
+                    None => return Ok(None),
+                }
+            }
+            Request::Attribution { disabled, settings } => {
+                let shared = Arc::clone(&self.attribution);
+                let interrupt = || shared.is_cancelled(seq) || inbox.should_yield(RequestKind::Attribution);
+                let outcome = self.attribute(seq, &disabled, settings, &interrupt);
+                self.attribution.set_progress(None);
+                match outcome.map_err(plain)? {
+                    Some(attributed) => Payload::Attributed(Box::new(attributed)),
                     None => return Ok(None),
                 }
             }
@@ -399,6 +449,43 @@ impl Worker {
         Ok(Some(flow))
     }
 
+    /// An attribution map of the current image, or `None` when `interrupt` stopped it.
+    fn attribute(
+        &self,
+        seq: u64,
+        disabled: &[NodeId],
+        settings: attribution::Settings,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<Option<Attributed>, String> {
+        let (spec, model) = self.loaded()?;
+        let input = self.input.as_ref().ok_or("open an image first: attribution explains an image")?;
+        if interrupt() {
+            return Ok(None);
+        }
+        let start = Instant::now();
+        let shared = &self.attribution;
+        let mut progress = |progress| shared.set_progress(Some(AttributionProgress { seq, progress }));
+        let mut control = Control { progress: &mut progress, interrupt };
+        let options = shown_run(disabled);
+        let Some(explanation) = attribution::explain(model, input, &options, &spec.preprocess, &settings, &mut control)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let size = input.size();
+        let explanation = explanation.data(size[2], size[3]).map_err(|e| e.to_string())?;
+        let preview = spec.preprocess.to_rgb8(input).map_err(|e| e.to_string())?;
+        let preview = Preview { size: [preview.width() as usize, preview.height() as usize], rgb: preview.into_raw() };
+        Ok(Some(Attributed {
+            arch: spec.id,
+            disabled: disabled.to_vec(),
+            settings,
+            explanation,
+            preview,
+            compute_ms: elapsed_ms(start),
+        }))
+    }
+
     fn activation(&mut self, node: NodeId) -> Result<ActivationData, ReplyError> {
         let (spec, model) = self.loaded().map_err(plain)?;
         let arch = spec.id;
@@ -438,7 +525,7 @@ impl Worker {
     fn turn(&mut self, seq: u64, request: Request, inbox: &Inbox) -> Result<Option<Payload>, ReplyError> {
         match request {
             Request::Measure(job) => self.measure_turn(seq, *job, inbox),
-            other => self.handle(other, inbox),
+            other => self.handle(seq, other, inbox),
         }
     }
 
