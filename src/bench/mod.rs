@@ -17,6 +17,7 @@
 //! the same thread count and time only the operation itself. Machines here are noisy: the
 //! ratio of paired, interleaved runs is the figure that counts.
 
+mod attribution;
 mod machine;
 pub mod memory;
 mod reference;
@@ -83,6 +84,10 @@ pub struct BenchArgs {
     /// size) against PyTorch's instead of the cases (one thread unless --threads).
     #[arg(long, conflicts_with = "memory")]
     pub train_step: bool,
+    /// Time Grad-CAM, Saliency, Integrated Gradients (32 steps) and Occlusion against captum's
+    /// instead of the cases' modes (default cases: resnet18, efficientnet_lite0; CPU).
+    #[arg(long, conflicts_with_all = ["memory", "train_step", "zoo"])]
+    pub attribution: bool,
     /// One case of --memory, in this process (what --memory starts).
     #[arg(long, hide = true)]
     pub memory_child: bool,
@@ -240,6 +245,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if args.zoo {
         return timeline::run(args);
+    }
+    if args.attribution {
+        return attribution::run(args);
     }
     if args.memory {
         let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
