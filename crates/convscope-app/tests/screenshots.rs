@@ -360,3 +360,35 @@ fn lab_fig6_after_its_run() {
     idle(&mut harness);
     save(&mut harness, "lab_fig6");
 }
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
+fn attribution_of_the_cat_at_every_stage_and_under_ig_and_occlusion() {
+    use convscope_core::attribution::Method;
+
+    let mut harness = harness(convscope_app::DEFAULT_ARCH);
+    layout(&mut harness, false, true, false, false);
+    drop_image(&mut harness, root().join("assets/chelsea.png"));
+    harness.get_by_role_and_label(egui::accesskit::Role::Button, "Attribution").click_accesskit();
+    harness.run_steps(2);
+    click(&mut harness, "every stage");
+    step_until(&mut harness, "Grad-CAM at every stage", |app| {
+        app.attribution().is_some_and(|a| a.explanation.maps.len() > 1) && !app.busy()
+    });
+    save(&mut harness, "attribution_stages");
+
+    for (method, name) in
+        [(Method::IntegratedGradients, "attribution_ig"), (Method::Occlusion, "attribution_occlusion")]
+    {
+        // A signed map is drawn with opacity in proportion to each value: at full opacity the
+        // few pixels that matter show.
+        let view = harness.state_mut().attribution_view_mut();
+        view.settings.method = method;
+        view.opacity = 1.0;
+        harness.step();
+        step_until(&mut harness, method.label(), |app| {
+            app.attribution().is_some_and(|a| a.explanation.method == method) && !app.busy()
+        });
+        save(&mut harness, name);
+    }
+}
