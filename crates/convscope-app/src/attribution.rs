@@ -143,14 +143,7 @@ impl AttributionView {
             (Some(class), None) => Target::Class(class),
             (Some(class), Some(minus)) => Target::Difference { class, minus },
         };
-        let method = self.settings.method;
-        let settings = Settings {
-            target,
-            layers: if method.uses_layer() { layers } else { Layers::Last },
-            ..self.settings.clone()
-        };
-        // The settings a method does not read stay in the key: harmless, and simpler than
-        // normalising them away.
+        let settings = relevant(Settings { target, layers, ..self.settings.clone() });
         let key = format!("{}|{}|{}|{settings:?}|{disabled:?}", model.spec.id, model.origin, image_key(image));
         (key, settings)
     }
@@ -160,7 +153,7 @@ impl AttributionView {
         self.current.as_ref().and_then(|k| self.cache.get(k)).map(|s| &s.attributed)
     }
 
-    /// Whether the map for these settings is kept.
+    /// How many maps are kept.
     pub fn cached(&self) -> usize {
         self.cache.len()
     }
@@ -413,6 +406,28 @@ impl AttributionView {
                 });
             }
         });
+    }
+}
+
+/// `settings` with what its method does not read set to the defaults, so that a parameter
+/// of another method does not make a kept map look new.
+fn relevant(settings: Settings) -> Settings {
+    let defaults = Settings::default();
+    let method = settings.method;
+    let ig = method == Method::IntegratedGradients;
+    let smooth = method == Method::SmoothGrad;
+    let occlusion = method == Method::Occlusion;
+    Settings {
+        layers: if method.uses_layer() { settings.layers } else { defaults.layers },
+        steps: if ig { settings.steps } else { defaults.steps },
+        integration: if ig { settings.integration } else { defaults.integration },
+        baseline: if ig { settings.baseline } else { defaults.baseline },
+        samples: if smooth { settings.samples } else { defaults.samples },
+        sigma: if smooth { settings.sigma } else { defaults.sigma },
+        seed: if smooth { settings.seed } else { defaults.seed },
+        window: if occlusion { settings.window } else { defaults.window },
+        stride: if occlusion { settings.stride } else { defaults.stride },
+        ..settings
     }
 }
 

@@ -116,8 +116,8 @@ fn attribution_view_computes_caches_and_saves_maps() {
     {
         let view = harness.state_mut().attribution_view_mut();
         view.settings.method = Method::IntegratedGradients;
-        view.settings.steps = 128;
-        view.settings.batch = Some(1);
+        view.settings.steps = 64;
+        view.settings.batch = Some(4);
     }
     harness.step();
     harness.step();
@@ -133,7 +133,7 @@ fn attribution_view_computes_caches_and_saves_maps() {
     });
     let ig = harness.state().attribution().unwrap().explanation.clone();
     let completeness = ig.completeness.expect("IG says how complete it is");
-    assert!(completeness.relative_gap() < 0.05, "128 steps: {completeness:?}");
+    assert!(completeness.relative_gap() < 0.05, "64 steps: {completeness:?}");
     assert!(harness.query_by_label_contains("completeness").is_some(), "and the view shows it");
 
     // Saved: the overlay as drawn, the raw map as captum's shape.
