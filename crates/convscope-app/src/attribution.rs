@@ -153,11 +153,6 @@ impl AttributionView {
         self.current.as_ref().and_then(|k| self.cache.get(k)).map(|s| &s.attributed)
     }
 
-    /// How many maps are kept.
-    pub fn cached(&self) -> usize {
-        self.cache.len()
-    }
-
     /// Forgets everything about the previous model.
     pub fn reset(&mut self) {
         self.cache.clear();
