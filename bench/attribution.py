@@ -10,7 +10,7 @@ Requests (`cmd`), one JSON object per line on stdin, one answer per line on stdo
            input; answers the logits and each method's map (flattened), so that convscope can
            check both sides compute the same thing
   run      {method}                   one timed run: fwdbwd (the target's logit, forward and
-                                      backward to the input: the baseline) | gradcam | saliency |
+                                      its gradient to the input alone: the baseline) | gradcam | saliency |
                                       ig | occlusion; answers seconds
   quit
 Answers are {"ok": true, ...} or {"ok": false, "error": "..."}.
@@ -70,9 +70,11 @@ class Bench:
     def attribute(self, method):
         x, t = self.x, self.target
         if method == "fwdbwd":
+            # The gradient to the input alone, as the methods take it (`backward()` would also
+            # compute every weight's gradient, which no attribution needs).
             x = x.clone().requires_grad_(True)
-            self.model(x)[0, t].backward()
-            return x.grad
+            (grad,) = torch.autograd.grad(self.model(x)[0, t], x)
+            return grad
         if method == "gradcam":
             return LayerGradCam(self.model, self.layer).attribute(x, target=t, relu_attributions=True)
         if method == "saliency":

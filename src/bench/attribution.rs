@@ -98,7 +98,7 @@ struct CaseResult {
     case: String,
     layer: String,
     target_class: i64,
-    /// PyTorch's forward + backward of the target's logit to the input.
+    /// PyTorch's forward and gradient of the target's logit to the input alone.
     forward_backward: Stats,
     methods: Vec<MethodResult>,
 }
@@ -216,7 +216,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         }
         writeln!(
             out,
-            "{:<20} {:<10} {:>12} {:>10.1}ms   (PyTorch: the target's logit, forward and backward to the input)",
+            "{:<20} {:<10} {:>12} {:>10.1}ms   (PyTorch: the target's logit, forward and its gradient to the input)",
             case.case,
             "fwd+bwd",
             "",
@@ -276,6 +276,8 @@ fn bench_case(
     let mut forward_backward = Vec::new();
     for round in 0..warmup + rounds {
         let timed_round = round >= warmup;
+        // As before every timed run: the other side's OpenMP threads stop spinning first.
+        std::thread::sleep(Duration::from_millis(20));
         let answer = reference.ask(json!({"cmd": "run", "method": "fwdbwd"}))?;
         if timed_round {
             forward_backward.push(answer["seconds"].as_f64().unwrap_or(f64::NAN));
