@@ -57,8 +57,10 @@ fn attribution_dir(case: &str) -> PathBuf {
 /// `torch.manual_seed(seed); torch.randn(shape) * std`, as make_fixtures.py generates its weights.
 fn regenerate(recipe: &serde_json::Value) -> Tensor {
     let shape: Vec<i64> = recipe["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
-    tch::manual_seed(recipe["seed"].as_i64().unwrap());
-    Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu)) * recipe["std"].as_f64().unwrap()
+    // Under the engine's lock on libtorch's one generator: the cases load side by side.
+    convscope_core::executor::seeded(recipe["seed"].as_i64().unwrap(), || {
+        Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu))
+    }) * recipe["std"].as_f64().unwrap()
 }
 
 fn sha256_of(tensor: &Tensor) -> String {
@@ -118,8 +120,9 @@ impl Case {
     fn random(arch: &'static str, size: i64) -> Self {
         let spec = zoo::find(arch).unwrap();
         let model = Model::random(spec.graph(), Device::Cpu, 3).unwrap();
-        tch::manual_seed(4);
-        let input = Tensor::randn([1, spec.input[0], size, size], (Kind::Float, Device::Cpu));
+        let input = convscope_core::executor::seeded(4, || {
+            Tensor::randn([1, spec.input[0], size, size], (Kind::Float, Device::Cpu))
+        });
         let target = model.forward(&input, &RunOptions::default()).unwrap().argmax(-1, false).int64_value(&[0]);
         let meta = serde_json::json!({ "target": target, "settings": {} });
         Case { arch, meta, maps: HashMap::new(), model, input, preprocess: spec.preprocess, _weights: None }

@@ -168,10 +168,11 @@ pub fn smoothgrad_noise(input: &Tensor, sigma: f64, seed: i64, samples: usize) -
         .context(|| "the input's range".into())?;
     let stdev = sigma * range;
     let size = input.size();
-    tch::manual_seed(seed);
-    Tensor::f_randn([samples as i64, size[1], size[2], size[3]], (Kind::Float, Device::Cpu))
-        .and_then(|n| n.f_mul_scalar(stdev))
-        .context(|| "SmoothGrad's noise".into())
+    crate::executor::seeded(seed, || {
+        Tensor::f_randn([samples as i64, size[1], size[2], size[3]], (Kind::Float, Device::Cpu))
+    })
+    .and_then(|n| n.f_mul_scalar(stdev))
+    .context(|| "SmoothGrad's noise".into())
 }
 
 /// captum's nodes α_i and weights w_i for `steps` points, in float64 as captum computes them.
