@@ -66,7 +66,7 @@ fn parameters_and_macs_match_the_references() {
 /// (`if self.training: aux = self.aux1(x)`), and give one score per class.
 #[test]
 fn auxiliary_classifiers_run_in_training_only() {
-    use convscope_core::executor::{Model, RunOptions};
+    use convscope_core::executor::{Model, RunOptions, seeded};
     for (id, aux_names) in [("googlenet", &["aux1.fc2", "aux2.fc2"][..]), ("inception_v3", &["AuxLogits.fc"][..])] {
         let spec = convscope_core::zoo::find(id).unwrap();
         let graph = spec.graph();
@@ -74,10 +74,13 @@ fn auxiliary_classifiers_run_in_training_only() {
         assert_eq!(graph.aux_outputs, aux, "{id}: auxiliary outputs");
         let model = Model::random(graph.clone(), tch::Device::Cpu, 0).unwrap();
         let [c, h, w] = spec.input;
-        // Two samples: batch norm in training normalises over the batch.
-        let input = tch::Tensor::randn([2, c, h, w], (tch::Kind::Float, tch::Device::Cpu));
+        // Two samples: batch norm in training normalises over the batch. The input and the
+        // training run's dropout draw from libtorch's one generator, which the parity tests
+        // beside this one reseed to regenerate their weights: both draw under its lock.
+        let input = seeded(1, || tch::Tensor::randn([2, c, h, w], (tch::Kind::Float, tch::Device::Cpu)));
         for train in [true, false] {
-            let capture = model.forward_capture(&input, &RunOptions { train, ..RunOptions::default() }).unwrap();
+            let capture =
+                seeded(2, || model.forward_capture(&input, &RunOptions { train, ..RunOptions::default() })).unwrap();
             assert_eq!(capture.logits.size(), [2, 1000]);
             for &node in &aux {
                 let out = capture.outputs[node].as_ref();

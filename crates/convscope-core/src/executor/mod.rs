@@ -485,7 +485,10 @@ impl Model {
 /// can interleave and draw each other's numbers (two seeded models made side by side came out
 /// different from the same models made one after the other). Every seeded draw of the engine,
 /// and of its tests, runs inside this: `tch::manual_seed(seed)`, then `draw`, with no other
-/// `seeded` call in between.
+/// `seeded` call in between. A draw outside it (an unseeded `randn`, dropout in a training
+/// run) can still land in between: code that must reproduce a seeded draw (the parity tests'
+/// regenerated weights) needs every other draw of its process inside `seeded` too. Not
+/// reentrant: `draw` must not call `seeded` (nor `Model::random`).
 pub fn seeded<T>(seed: i64, draw: impl FnOnce() -> T) -> T {
     static GENERATOR: Mutex<()> = Mutex::new(());
     let _only_us = GENERATOR.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
