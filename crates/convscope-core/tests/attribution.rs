@@ -7,10 +7,14 @@
 //! Raw maps must be within 1e-4 · max |reference| of captum's, displayed CAMs within 1e-4 of
 //! pytorch-grad-cam's (on [0, 1]); every reference is checked to be well above zero first.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
+use common::parity::{sha256_of, whole_state_dict};
+use common::read;
 use convscope_core::attribution::{
     self, Baseline, Control, Integration, Layers, Method, Settings, Target, display, explain_all,
 };
@@ -19,7 +23,6 @@ use convscope_core::executor::{Model, RunOptions};
 use convscope_core::graph::{Graph, NodeId};
 use convscope_core::preprocess::Preprocess;
 use convscope_core::zoo;
-use sha2::{Digest, Sha256};
 use tch::{Device, Kind, Tensor};
 
 /// A raw map: |ours − captum's| ≤ this × max |captum's|.
@@ -40,10 +43,6 @@ struct Case {
     _weights: Option<tempfile::TempPath>,
 }
 
-fn read(path: &Path) -> HashMap<String, Tensor> {
-    Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())).into_iter().collect()
-}
-
 fn attribution_dir(case: &str) -> PathBuf {
     let dir = convscope_core::paths::fixtures_dir().join("attribution").join(case);
     assert!(
@@ -52,25 +51,6 @@ fn attribution_dir(case: &str) -> PathBuf {
         dir.display()
     );
     dir
-}
-
-/// `torch.manual_seed(seed); torch.randn(shape) * std`, as make_fixtures.py generates its weights.
-fn regenerate(recipe: &serde_json::Value) -> Tensor {
-    let shape: Vec<i64> = recipe["shape"].as_array().unwrap().iter().map(|d| d.as_i64().unwrap()).collect();
-    // Under the engine's lock on libtorch's one generator: the cases load side by side.
-    convscope_core::executor::seeded(recipe["seed"].as_i64().unwrap(), || {
-        Tensor::randn(shape.as_slice(), (Kind::Float, Device::Cpu))
-    }) * recipe["std"].as_f64().unwrap()
-}
-
-fn sha256_of(tensor: &Tensor) -> String {
-    let values = Vec::<f32>::try_from(&tensor.contiguous().view([-1])).unwrap();
-    let mut hasher = Sha256::new();
-    for chunk in values.chunks(1 << 16) {
-        let bytes: Vec<u8> = chunk.iter().flat_map(|v| v.to_le_bytes()).collect();
-        hasher.update(&bytes);
-    }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Case {
@@ -94,20 +74,7 @@ impl Case {
             let parity = convscope_core::paths::fixtures_dir().join(arch);
             let parity_meta: serde_json::Value =
                 serde_json::from_str(&std::fs::read_to_string(parity.join("meta.json")).unwrap()).unwrap();
-            let mut state: Vec<(String, Tensor)> = read(&parity.join("weights.safetensors")).into_iter().collect();
-            let generated =
-                parity_meta["generated"].as_object().expect("the parity fixture lists its generated tensors");
-            for (key, recipe) in generated {
-                let tensor = regenerate(recipe);
-                assert_eq!(
-                    sha256_of(&tensor),
-                    recipe["sha256"].as_str().unwrap(),
-                    "{arch}: {key} regenerated differs from the fixture's (make the fixtures again on this machine)"
-                );
-                state.push((key.clone(), tensor));
-            }
-            let temp = tempfile::Builder::new().suffix(".safetensors").tempfile().unwrap().into_temp_path();
-            Tensor::write_safetensors(&state, &temp).unwrap();
+            let (temp, _) = whole_state_dict(arch, &parity_meta);
             let input = engine::tensor_input(&parity.join("input.safetensors")).unwrap();
             (temp.to_path_buf(), Some(temp), input)
         };

@@ -67,21 +67,7 @@ impl Fixture {
         let dir = fixture_dir(arch);
         let meta: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
-        let mut state: Vec<(String, Tensor)> = read(&dir.join("weights.safetensors")).into_iter().collect();
-        let generated = meta["generated"].as_object().expect("meta.json lists the generated tensors");
-        for (key, recipe) in generated {
-            let tensor = regenerate(recipe);
-            let expected = recipe["sha256"].as_str().unwrap();
-            assert_eq!(
-                sha256_of(&tensor),
-                expected,
-                "{arch}: {key} regenerated from its seed differs from the fixture's (make the fixtures again on this machine)"
-            );
-            state.push((key.clone(), tensor));
-        }
-        let keys = state.iter().map(|(k, _)| k.clone()).collect();
-        let weights = tempfile::Builder::new().suffix(".safetensors").tempfile().unwrap().into_temp_path();
-        Tensor::write_safetensors(&state, &weights).unwrap();
+        let (weights, keys) = whole_state_dict(arch, &meta);
         let input = engine::tensor_input(&dir.join("input.safetensors")).unwrap();
         let reference = read(&dir.join("reference.safetensors"));
         Self { meta, keys, weights, input, reference }
@@ -98,6 +84,29 @@ impl Fixture {
     }
 }
 
+/// A fixture's whole state dict, its stored tensors and those regenerated from their seeds
+/// (each proved the fixture's by its SHA-256), written where `--weights` can read it; with
+/// every key. `meta` is the fixture's meta.json.
+pub fn whole_state_dict(arch: &str, meta: &serde_json::Value) -> (tempfile::TempPath, BTreeSet<String>) {
+    let dir = fixture_dir(arch);
+    let mut state: Vec<(String, Tensor)> = read(&dir.join("weights.safetensors")).into_iter().collect();
+    let generated = meta["generated"].as_object().expect("meta.json lists the generated tensors");
+    for (key, recipe) in generated {
+        let tensor = regenerate(recipe);
+        let expected = recipe["sha256"].as_str().unwrap();
+        assert_eq!(
+            sha256_of(&tensor),
+            expected,
+            "{arch}: {key} regenerated from its seed differs from the fixture's (make the fixtures again on this machine)"
+        );
+        state.push((key.clone(), tensor));
+    }
+    let keys = state.iter().map(|(k, _)| k.clone()).collect();
+    let weights = tempfile::Builder::new().suffix(".safetensors").tempfile().unwrap().into_temp_path();
+    Tensor::write_safetensors(&state, &weights).unwrap();
+    (weights, keys)
+}
+
 /// `torch.manual_seed(seed); torch.randn(shape) * std`, as make_fixtures.py generates it; under
 /// the engine's lock on libtorch's one generator, which `Model::random` in another test of the
 /// same binary also takes.
@@ -109,7 +118,7 @@ fn regenerate(recipe: &serde_json::Value) -> Tensor {
 }
 
 /// The SHA-256 of a float32 tensor's little-endian bytes, in row-major order.
-fn sha256_of(tensor: &Tensor) -> String {
+pub fn sha256_of(tensor: &Tensor) -> String {
     let values = Vec::<f32>::try_from(&tensor.contiguous().view([-1])).unwrap();
     let mut hasher = Sha256::new();
     for chunk in values.chunks(1 << 16) {
