@@ -310,7 +310,7 @@ impl AttributionView {
     fn status_ui(&self, ui: &mut egui::Ui, pending: bool, progress: Option<Progress>, commands: &mut Vec<Command>) {
         ui.horizontal_wrapped(|ui| {
             if pending {
-                ui.spinner();
+                crate::theme::spinner(ui);
                 match progress {
                     Some(p) if p.total > 0 => {
                         let fraction = p.done as f32 / p.total as f32;

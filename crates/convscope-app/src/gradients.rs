@@ -114,7 +114,7 @@ impl GradientView {
                 ));
             }
             if pending {
-                ui.spinner();
+                theme::spinner(ui);
             }
             if view.current.is_some()
                 && ui.button("Export CSV…").on_hover_text("Save the gradient norms per node as CSV").clicked()

@@ -259,7 +259,7 @@ impl LayerView {
         let layers = self;
         let Some(activation) = &mut layers.activation else {
             if pending {
-                ui.spinner();
+                theme::spinner(ui);
             }
             return;
         };
@@ -267,7 +267,7 @@ impl LayerView {
         ui.horizontal(|ui| {
             ui.label(format!("Output of {shown}: {}", shape_label(&activation.data.shape)));
             if pending {
-                ui.spinner();
+                theme::spinner(ui);
             }
         });
         if activation.spatial.is_some() {

@@ -186,7 +186,7 @@ fn card_ui(ui: &mut egui::Ui, spec: &ArchSpec, state: &CardState<'_>, commands: 
     if facts.is_some_and(|f| f.weights == WeightsState::Random) {
         if fetching == Some(spec.id) {
             ui.horizontal(|ui| {
-                ui.spinner();
+                theme::spinner(ui);
                 ui.weak("fetching the reference's weights…");
             });
         } else {
@@ -210,7 +210,7 @@ fn card_ui(ui: &mut egui::Ui, spec: &ArchSpec, state: &CardState<'_>, commands: 
         }
         _ if loading => {
             ui.horizontal(|ui| {
-                ui.spinner();
+                theme::spinner(ui);
                 ui.weak(match loaded {
                     Some(model) => format!("loading… {} serves meanwhile", model.spec.id),
                     None => "loading…".to_owned(),

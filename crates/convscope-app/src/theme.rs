@@ -134,6 +134,37 @@ fn color32(color: colorous::Color) -> Color32 {
     Color32::from_rgb(r, g, b)
 }
 
+/// How often a spinner moves while the worker computes. egui's own spinner asks for a new
+/// frame every frame; without vsync or a GPU (Xvfb, a remote desktop) each of those frames is
+/// rasterised on the CPU (Mesa's llvmpipe: about 80 ms of a core for this window), taken from
+/// libtorch while it works: it made the app's forward pass three times slower than the
+/// engine's. Twice a second still shows the app is alive; replies repaint at once anyway.
+pub const BUSY_REPAINT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// egui's spinner, drawn the same way but repainted at `BUSY_REPAINT`, not at frame rate.
+pub fn spinner(ui: &mut egui::Ui) -> egui::Response {
+    let size = ui.style().spacing.interact_size.y;
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(size, size), egui::Sense::hover());
+    response.widget_info(|| egui::WidgetInfo::new(egui::Role::ProgressIndicator));
+    if ui.is_rect_visible(rect) {
+        ui.ctx().request_repaint_after(BUSY_REPAINT);
+        let radius = rect.height().min(rect.width()) * 0.5 - 2.0;
+        let points = (radius.round() as u32).clamp(8, 128);
+        let time = ui.input(|i| i.time);
+        let start = time * std::f64::consts::TAU;
+        let end = start + 240f64.to_radians() * time.sin();
+        let arc: Vec<egui::Pos2> = (0..points)
+            .map(|i| {
+                let angle = egui::emath::lerp(start..=end, f64::from(i) / f64::from(points));
+                let (sin, cos) = angle.sin_cos();
+                rect.center() + radius * egui::vec2(cos as f32, sin as f32)
+            })
+            .collect();
+        ui.painter().add(egui::Shape::line(arc, egui::Stroke::new(3.0, ui.visuals().strong_text_color())));
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

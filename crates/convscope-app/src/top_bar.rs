@@ -70,10 +70,10 @@ pub(crate) fn top_bar_ui(ui: &mut egui::Ui, settings: &mut Settings, status: &St
             commands.push(Command::SetTheme(next));
         }
         if let Some(working) = working {
-            ui.spinner();
+            crate::theme::spinner(ui);
             ui.weak(working);
         } else if let Some((done, total)) = measuring {
-            ui.spinner();
+            crate::theme::spinner(ui);
             ui.weak(format!("measuring this machine: {done}/{total}")).on_hover_text("History shows the progress");
         }
         if worker_stopped {

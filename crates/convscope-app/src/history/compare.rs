@@ -74,7 +74,7 @@ impl CompareView {
                 commands.push(Command::Compare([first, self.second]));
             }
             if input.compare_pending {
-                ui.spinner();
+                theme::spinner(ui);
                 ui.weak("running both…");
             }
         });

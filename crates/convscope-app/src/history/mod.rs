@@ -181,7 +181,7 @@ impl HistoryView {
                 None => format!("timing the first of {}…", measuring.total),
             };
             let fraction = measuring.done as f32 / measuring.total.max(1) as f32;
-            ui.add(egui::ProgressBar::new(fraction).text(text).desired_width(320.0).animate(true));
+            ui.add(egui::ProgressBar::new(fraction).text(text).desired_width(320.0));
             if ui.button("Cancel").on_hover_text("Stop measuring; what is timed stays").clicked() {
                 commands.push(Command::CancelMeasure);
             }

@@ -564,10 +564,10 @@ impl LabView {
         ui.separator();
         ui.horizontal_wrapped(|ui| {
             if let Some((done, total)) = lab.loading {
-                ui.spinner();
+                theme::spinner(ui);
                 ui.label(format!("reading images {done}/{total}"));
             } else if lab.started.is_none() && lab.failed.is_none() {
-                ui.spinner();
+                theme::spinner(ui);
                 ui.label("loading the data and building the networks…");
             }
             if lab.started.is_none() {
