@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tch::Device;
 
@@ -21,8 +21,10 @@ use convscope_core::zoo::{self, ArchSpec};
 use crate::clipboard;
 use crate::command::{Command, Pasted};
 use crate::export::DiagramExport;
+use crate::latency_run::{Driver, LatencyReport, LatencyRun};
 use crate::picker::{self, ArchFacts};
 use crate::settings::{CentralView, DeviceChoice, Settings};
+use crate::stopwatch::Stopwatch;
 use crate::{diagram, gradients, history, lab, layers, prediction, top_bar};
 
 /// What the window opens with: the command line first, then the saved settings, then the
@@ -37,6 +39,8 @@ pub struct Start {
     pub ignore_storage: bool,
     /// Where the History chart keeps this machine's latencies; `None`: `paths::latency_cache`.
     pub latency_cache: Option<PathBuf>,
+    /// Open images by themselves and time each one's way to the screen (the latency benchmark).
+    pub latency_run: Option<LatencyRun>,
 }
 
 /// What `convscope` opens when no architecture is named and nothing was saved: the pretrained
@@ -59,6 +63,7 @@ impl Start {
             fallback_image: cat.is_file().then_some(cat),
             ignore_storage: false,
             latency_cache: None,
+            latency_run: None,
         }
     }
 }
@@ -115,6 +120,9 @@ pub(crate) struct Runtime {
     pub(crate) diagram_export: Option<DiagramExport>,
     pub(crate) lab: lab::LabView,
     pub(crate) attribution: crate::attribution::AttributionView,
+    /// How long the last images took to reach the screen.
+    pub(crate) stopwatch: Stopwatch,
+    pub(crate) latency_run: Option<Driver>,
 }
 
 pub struct App {
@@ -163,6 +171,8 @@ impl App {
                 diagram_export: None,
                 lab: lab::LabView::default(),
                 attribution: Default::default(),
+                stopwatch: Stopwatch::default(),
+                latency_run: start.latency_run.map(Driver::new),
             },
         };
         let known = |id: &Option<String>| id.as_deref().and_then(|id| zoo::all().into_iter().find(|s| s.id == id));
@@ -262,6 +272,16 @@ impl App {
         self.disabled()
     }
 
+    /// How long images took to reach the screen, per stage, and when the first frame came.
+    pub fn stopwatch(&self) -> &Stopwatch {
+        &self.runtime.stopwatch
+    }
+
+    /// A latency run's report, once it has finished.
+    pub fn latency_report(&self) -> Option<&LatencyReport> {
+        self.runtime.latency_run.as_ref().and_then(|run| run.report.as_ref())
+    }
+
     /// Whether the worker still owes an answer.
     pub fn busy(&self) -> bool {
         let rt = &self.runtime;
@@ -307,8 +327,10 @@ impl App {
             image,
             lab,
             attribution,
+            stopwatch,
             ..
         } = runtime;
+        let (mut maps_time, mut plot_time) = (Duration::ZERO, Duration::ZERO);
         let model = model.as_ref();
 
         let status = top_bar::Status {
@@ -329,7 +351,9 @@ impl App {
         if settings.show_gradients {
             let pending = worker.is_pending(RequestKind::Gradients);
             egui::Panel::bottom("gradients").resizable(true).default_size(300.0).min_size(220.0).show(ui, |ui| {
+                let start = Instant::now();
                 gradients.ui(ui, model, prediction.shown.as_ref(), pending, layers.selected, commands);
+                plot_time = start.elapsed();
             });
         }
         if settings.show_picker {
@@ -347,7 +371,7 @@ impl App {
             egui::Panel::right("prediction").resizable(true).default_size(280.0).show(ui, |ui| {
                 // A tall gradient panel leaves less height than the top-5 and timings need.
                 egui::ScrollArea::vertical().id_salt("prediction_scroll").auto_shrink([false, true]).show(ui, |ui| {
-                    prediction.ui(ui, gradients.target, commands);
+                    prediction.ui(ui, gradients.target, stopwatch.last(), commands);
                 });
             });
         }
@@ -357,7 +381,9 @@ impl App {
                 let Settings { per_channel, channel_limit, retention, .. } = settings;
                 let maps = layers::MapSettings { per_channel, channel_limit, retention: *retention };
                 let pending = worker.is_pending(RequestKind::Activation);
+                let start = Instant::now();
                 layers.ui(ui, model, prediction.shown.is_some(), pending, maps, commands);
+                maps_time = start.elapsed();
             }
             CentralView::Diagram => diagram.ui(ui, model, layers.selected, &gradients.disabled, commands),
             CentralView::History => {
@@ -377,6 +403,29 @@ impl App {
                 attribution.ui(ui, model, prediction.shown.as_ref(), layers.selected, pending, progress, commands);
             }
         });
+        stopwatch.view_times(maps_time, plot_time);
+    }
+}
+
+impl App {
+    fn latency_run_frame(&mut self, ctx: &egui::Context) -> Vec<Command> {
+        let idle = !self.busy() && self.loaded_arch().is_some() && self.loaded_arch() == self.settings.arch.as_deref();
+        let arch = self.loaded_arch();
+        let Some(driver) = &mut self.runtime.latency_run else { return Vec::new() };
+        let had_report = driver.report.is_some();
+        match driver.frame(arch, idle, &self.runtime.stopwatch) {
+            Ok(commands) => {
+                if !had_report && driver.report.is_some() && driver.writes_file() {
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+                commands
+            }
+            Err(text) => {
+                self.runtime.message = Some(Message { text, is_error: true });
+                self.runtime.latency_run = None;
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -387,6 +436,7 @@ fn runtime_image_name(image: Option<&ImageInput>) -> Option<String> {
 
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        let frame_start = Instant::now();
         let ctx = ui.ctx().clone();
         if std::mem::take(&mut self.runtime.theme_changed) {
             ctx.set_theme(self.settings.theme.preference());
@@ -403,6 +453,7 @@ impl eframe::App for App {
         commands.extend(self.receive_paste());
         commands.extend(self.play(&ctx));
         commands.extend(self.receive_fetch());
+        commands.extend(self.latency_run_frame(&ctx));
 
         self.views_ui(ui, &mut commands);
         prediction::drop_overlay_ui(&ctx);
@@ -410,9 +461,12 @@ impl eframe::App for App {
         self.apply(commands);
         self.attribution_frame();
         self.diagram_export_frame(&ctx);
+        let maps_shown = self.settings.central == CentralView::FeatureMaps;
+        self.runtime.stopwatch.frame_end(frame_start.elapsed(), maps_shown, self.settings.show_gradients);
         if self.busy() {
-            // Replies also wake the window; this keeps the spinner turning meanwhile.
-            ctx.request_repaint_after(Duration::from_millis(100));
+            // Replies wake the window; meanwhile the spinner turns at a bounded rate, leaving
+            // the cores to libtorch.
+            ctx.request_repaint_after(crate::theme::BUSY_REPAINT);
         }
     }
 

@@ -17,6 +17,8 @@
 //! - `history`: accuracy against cost, the seed's calculations, two networks side by side.
 //! - `lab`: plain and residual networks trained side by side on their own thread, live.
 //! - `attribution`: where the network looks: attribution maps over the image.
+//! - `latency_run`: the window opening images by itself, for the latency benchmark.
+//! - `stopwatch`: from an image asked for to everything on screen, per stage.
 //! - `theme`: every colour.
 //!
 //! The model itself runs on the worker thread of `convscope_core::session`; libtorch never
@@ -37,11 +39,13 @@ mod gradients;
 mod history;
 mod input;
 mod lab;
+mod latency_run;
 mod layers;
 mod picker;
 mod prediction;
 mod replies;
 mod settings;
+pub mod stopwatch;
 pub mod theme;
 mod top_bar;
 
@@ -50,6 +54,7 @@ pub use attribution::{AttributionCommand, AttributionView, LayerChoice};
 pub use clipboard::{PASTED_IMAGE, path_from_pasted_text};
 pub use command::{Command, Pasted};
 pub use history::Drawn as HistoryBubble;
+pub use latency_run::{LatencyReport, LatencyRun};
 pub use settings::{CentralView, DeviceChoice, HistorySettings, HistoryTab, Settings, ThemeChoice, XAxis};
 
 /// Opens the explorer in a native window and runs it until the window closes.

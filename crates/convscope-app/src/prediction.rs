@@ -3,11 +3,14 @@
 use convscope_core::engine::{Prediction, device_label};
 use convscope_core::session::{ImageInput, Predicted, Timings};
 
+use crate::stopwatch::Round;
 use crate::{Command, DeviceChoice, theme};
 
 /// One image classified: what the prediction panel shows and the other views read.
 pub struct Classification {
     pub image: ImageInput,
+    /// The residual merges the run skipped.
+    pub disabled: Vec<convscope_core::graph::NodeId>,
     pub top5: Vec<Prediction>,
     pub timings: Timings,
     pub device: tch::Device,
@@ -18,10 +21,10 @@ pub struct Classification {
 
 impl Classification {
     pub fn new(ctx: &egui::Context, predicted: Predicted) -> Self {
-        let Predicted { image, top5, preview, timings, device, .. } = predicted;
+        let Predicted { image, disabled, top5, preview, timings, device, .. } = predicted;
         let color_image = egui::ColorImage::from_rgb(preview.size, &preview.rgb);
         let texture = ctx.load_texture("network_input", color_image, egui::TextureOptions::NEAREST);
-        Self { image, top5, timings, device, preview: texture, preview_size: preview.size }
+        Self { image, disabled, top5, timings, device, preview: texture, preview_size: preview.size }
     }
 }
 
@@ -52,7 +55,14 @@ pub fn device_ui(ui: &mut egui::Ui, current: DeviceChoice, cuda_available: bool,
 
 impl PredictionView {
     /// `target`: the class the gradients are taken for, marked on its row.
-    pub fn ui(&mut self, ui: &mut egui::Ui, target: Option<i64>, commands: &mut Vec<Command>) {
+    /// `on_screen`: the last image's way to the screen, once it has got there.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        target: Option<i64>,
+        on_screen: Option<&Round>,
+        commands: &mut Vec<Command>,
+    ) {
         let Self { shown } = self;
         ui.heading("Prediction");
         let Some(prediction) = shown else {
@@ -95,6 +105,7 @@ impl PredictionView {
                 ("decode", t.decode_ms),
                 ("preprocess", t.preprocess_ms),
                 ("forward", t.forward_ms),
+                ("maps", t.activation_ms),
                 ("forward + backward", t.backward_ms),
             ] {
                 if let Some(ms) = value {
@@ -106,6 +117,15 @@ impl PredictionView {
             ui.weak("device");
             ui.weak(device_label(prediction.device));
             ui.end_row();
+            if let Some(round) = on_screen
+                && let Some(done) = round.done_ms
+            {
+                ui.weak("on screen").on_hover_text(
+                    "From the image asked for to its top-5, the feature maps on view and the gradient curve drawn",
+                );
+                ui.weak(format!("{done:.0} ms"));
+                ui.end_row();
+            }
         });
     }
 }

@@ -120,11 +120,32 @@ impl App {
                 }
                 rt.image = Some(predicted.image.clone());
                 rt.message = rt.message.take().filter(|m| !m.is_error);
-                rt.prediction.shown = Some(Classification::new(ctx, *predicted));
-                rt.layers.activation = None;
+                let mut predicted = *predicted;
                 let node = rt.layers.selected;
-                rt.worker.send(Request::Activation { node });
-                self.request_gradients();
+                // The maps of the node on view came with the prediction; a node selected
+                // since is asked for now. The gradient pass was queued with the image.
+                let maps = match predicted.activation.take() {
+                    Some(Ok(data)) if data.node == node => Some(data),
+                    Some(Err(error)) => {
+                        rt.message = Some(Message { text: error, is_error: true });
+                        rt.stopwatch.no_maps();
+                        None
+                    }
+                    _ => None,
+                };
+                rt.stopwatch.predicted(&predicted.timings, maps.is_some());
+                rt.prediction.shown = Some(Classification::new(ctx, predicted));
+                rt.layers.activation = None;
+                match maps {
+                    Some(data) => {
+                        let flat = data.shape.len() != 3;
+                        rt.layers.receive(data);
+                        if flat {
+                            rt.stopwatch.no_maps();
+                        }
+                    }
+                    None => rt.worker.send(Request::Activation { node }),
+                }
             }
             Payload::Gradients(flow) => {
                 let rt = &mut self.runtime;
@@ -136,10 +157,14 @@ impl App {
                     prediction.top5 = flow.top5.clone();
                     prediction.timings.backward_ms = flow.timings.backward_ms;
                 }
+                let switched = rt.prediction.shown.as_ref().is_some_and(|p| p.disabled != flow.disabled);
+                rt.stopwatch.curve(flow.timings.backward_ms);
                 rt.gradients.receive(*flow);
-                // The feature maps now reflect the switches.
-                let node = rt.layers.selected;
-                rt.worker.send(Request::Activation { node });
+                if switched {
+                    // The maps on show were of other switches: they follow the curve's.
+                    let node = rt.layers.selected;
+                    rt.worker.send(Request::Activation { node });
+                }
             }
             Payload::Attributed(attributed) => {
                 let rt = &mut self.runtime;
@@ -155,6 +180,7 @@ impl App {
                     return;
                 }
                 rt.layers.receive(*data);
+                rt.stopwatch.maps();
             }
             Payload::Compared(comparison) => self.runtime.history.compare.receive(ctx, *comparison),
             Payload::Measured(progress) => {

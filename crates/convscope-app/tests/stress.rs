@@ -175,7 +175,7 @@ impl Driver {
             self.newest_image = Some(image);
             return;
         }
-        self.send(Request::Classify { image, disabled: Vec::new(), retention: Retention::EveryLayer });
+        self.send(Request::Classify { image, disabled: Vec::new(), retention: Retention::EveryLayer, show: None });
     }
 
     /// One frame's worth of replies.

@@ -84,7 +84,7 @@ fn the_apps_device_switch_moves_a_loaded_model_and_back() {
     let load = Request::Load { spec: Box::new(spec), weights: WeightsChoice::Random { seed: 1 }, device: Device::Cpu };
     assert!(matches!(ask(&mut worker, load), Ok(Payload::Loaded(_))));
     let image = convscope_core::session::ImageInput::Path(convscope_core::paths::asset("chelsea.png"));
-    let classify = |retention| Request::Classify { image: image.clone(), disabled: Vec::new(), retention };
+    let classify = |retention| Request::Classify { image: image.clone(), disabled: Vec::new(), retention, show: None };
     let Ok(Payload::Predicted(on_cpu)) = ask(&mut worker, classify(Default::default())) else {
         panic!("no prediction on the CPU")
     };

@@ -98,7 +98,7 @@ fn a_measurement_can_be_cancelled_and_lets_other_requests_pass() {
     worker.send(Request::Measure(Box::new(job)));
     // A digit to classify meanwhile: it is answered before the measurement ends.
     let digit = ImageInput::Path(convscope_core::paths::asset("digits/digit_7.png"));
-    worker.send(Request::Classify { image: digit, disabled: Vec::new(), retention: Default::default() });
+    worker.send(Request::Classify { image: digit, disabled: Vec::new(), retention: Default::default(), show: None });
     let mut measured = 0;
     let mut predicted_after = None;
     poll_until(&mut worker, |reply| {

@@ -53,11 +53,21 @@ fn keeping_only_the_viewed_layer_shows_the_same_numbers() {
 
     let mut shown = Vec::new();
     for retention in [Retention::EveryLayer, Retention::ViewedLayer] {
-        let classify = Request::Classify { image: image.clone(), disabled: disabled.clone(), retention };
+        // The node on show comes back with the prediction, as the layer view would ask for it.
+        let show = Some(nodes[3]);
+        let classify = Request::Classify { image: image.clone(), disabled: disabled.clone(), retention, show };
         let Ok(Payload::Predicted(predicted)) = ask(&mut worker, classify) else {
             panic!("{retention:?}: no prediction")
         };
+        assert_eq!(predicted.disabled, disabled);
+        assert!(predicted.timings.activation_ms.is_some());
+        let with_prediction = match &predicted.activation {
+            Some(Ok(data)) => data.clone(),
+            other => panic!("{retention:?}: the node on show came back as {other:?}"),
+        };
         let data: Vec<ActivationData> = nodes.iter().map(|&n| activation(&mut worker, n).unwrap()).collect();
+        assert_eq!((with_prediction.node, &with_prediction.shape), (data[3].node, &data[3].shape));
+        assert!(with_prediction.values == data[3].values, "{retention:?}: the prediction's maps are the node's output");
         // The shortcut switched off in layer2 does not run its downsample branch either way.
         let refused = activation(&mut worker, skipped).expect_err("a node the run skipped has no output");
         assert!(refused.contains("no output"), "{refused}");
@@ -102,7 +112,7 @@ fn gradients_run_in_the_mode_asked_and_say_which() {
     let Ok(Payload::Loaded(loaded)) = ask(&mut worker, load) else { panic!("no model") };
     assert_eq!(loaded.gradient_mode, GradientMode::TrainingStep, "random weights take a training step");
     let image = ImageInput::Path(convscope_core::paths::asset("chelsea.png"));
-    let classify = Request::Classify { image, disabled: Vec::new(), retention: Retention::EveryLayer };
+    let classify = Request::Classify { image, disabled: Vec::new(), retention: Retention::EveryLayer, show: None };
     assert!(matches!(ask(&mut worker, classify), Ok(Payload::Predicted(_))));
     let node = graph.node_id("layer2.0.conv1").unwrap();
     let shown = activation(&mut worker, node).unwrap();

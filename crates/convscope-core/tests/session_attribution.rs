@@ -42,7 +42,7 @@ fn worker() -> WorkerHandle {
         device: Device::Cpu,
     });
     let image = ImageInput::Path(convscope_core::paths::asset("chelsea.png"));
-    worker.send(Request::Classify { image, disabled: Vec::new(), retention: Retention::EveryLayer });
+    worker.send(Request::Classify { image, disabled: Vec::new(), retention: Retention::EveryLayer, show: None });
     wait_until(&mut worker, "prediction", |w, _| !w.any_pending());
     worker
 }

@@ -56,8 +56,10 @@ pub enum Request {
     Load { spec: Box<ArchSpec>, weights: WeightsChoice, device: Device },
     /// Moves the model to another device.
     Device(Device),
-    /// Decodes, preprocesses and runs an image, keeping outputs for the layer view as asked.
-    Classify { image: ImageInput, disabled: Vec<NodeId>, retention: Retention },
+    /// Decodes, preprocesses and runs an image, keeping outputs for the layer view as asked;
+    /// the output of `show`, the node on view, comes back with the prediction, so the top-5
+    /// and the feature maps land in one reply and one frame.
+    Classify { image: ImageInput, disabled: Vec<NodeId>, retention: Retention, show: Option<NodeId> },
     /// Forward + backward on the current image (alone or in a batch, as `settings` say; their
     /// `None`s take the defaults for the loaded weights): gradient norms along depth.
     Gradients { disabled: Vec<NodeId>, target: Option<i64>, retention: Retention, settings: GradientSettings },
@@ -157,11 +159,13 @@ impl Request {
 }
 
 /// Milliseconds spent in each stage of the last run.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Timings {
     pub decode_ms: Option<f64>,
     pub preprocess_ms: Option<f64>,
     pub forward_ms: Option<f64>,
+    /// Copying the output on view to the CPU for the feature maps.
+    pub activation_ms: Option<f64>,
     pub backward_ms: Option<f64>,
 }
 
@@ -187,10 +191,15 @@ pub struct Preview {
 pub struct Predicted {
     pub arch: &'static str,
     pub image: ImageInput,
+    /// The residual merges the run skipped.
+    pub disabled: Vec<NodeId>,
     pub top5: Vec<Prediction>,
     pub preview: Preview,
     pub timings: Timings,
     pub device: Device,
+    /// The output of the node the request asked to show; an error reading it is said here,
+    /// not in place of the prediction.
+    pub activation: Option<Result<ActivationData, String>>,
 }
 
 #[derive(Clone, Debug)]

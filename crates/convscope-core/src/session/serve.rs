@@ -224,10 +224,15 @@ impl Worker {
                 model.to_device(device).map_err(plain)?;
                 Payload::Moved(device)
             }
-            Request::Classify { image, disabled, retention } => {
-                let predicted = self
+            Request::Classify { image, disabled, retention, show } => {
+                let mut predicted = self
                     .classify(&image, &disabled, retention)
                     .map_err(|message| ReplyError { message, image: Some(image.name()) })?;
+                if let Some(node) = show {
+                    let start = Instant::now();
+                    predicted.activation = Some(self.activation(node).map_err(|e| e.message));
+                    predicted.timings.activation_ms = Some(elapsed_ms(start));
+                }
                 Payload::Predicted(Box::new(predicted))
             }
             Request::Gradients { disabled, target, retention, settings } => {
@@ -341,15 +346,17 @@ impl Worker {
         let predicted = Predicted {
             arch: spec.id,
             image: image.clone(),
+            disabled: disabled.to_vec(),
             top5,
             preview,
             timings: Timings {
                 decode_ms: Some(decode_ms),
                 preprocess_ms: Some(preprocess_ms),
                 forward_ms: Some(forward_ms),
-                backward_ms: None,
+                ..Timings::default()
             },
             device: model.device(),
+            activation: None,
         };
         // Only an ImageNet network's batch takes crops of the image.
         let crops_of_image = matches!(spec.preprocess, preprocess::Preprocess::ImageNet { .. });
