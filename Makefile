@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON := .venv/bin/python
 
-.PHONY: run test test-cuda bench bench-memory bench-ui screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures fuzz
+.PHONY: run test test-cuda bench bench-memory bench-ui bench-latency screenshots bootstrap bootstrap-test fixtures build lint fmt clean-fixtures fuzz
 
 # `make run` and `make test` build with the same (dev) profile, so whichever comes second
 # reuses every compiled dependency of the first (README, "Build once").
@@ -29,6 +29,16 @@ bench-memory: bootstrap
 # The explorer's CPU time per frame on its heaviest views (release build, headless).
 bench-ui: bootstrap
 	cargo bench -p convscope-app --bench ui_frames
+
+# From an image asked for to everything on screen: the app headless and in a real window
+# (Xvfb's, software-rendered, where there is no display), beside the engine and PyTorch.
+bench-latency: bootstrap
+	cargo build --release --bin convscope
+	if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ] || ! command -v xvfb-run >/dev/null; then \
+		cargo bench -p convscope-app --bench latency; \
+	else \
+		xvfb-run -a -s "-screen 0 1600x1000x24" cargo bench -p convscope-app --bench latency; \
+	fi
 
 # The README's pictures, rendered headless from the real app (wgpu; Mesa's software Vulkan
 # where there is no GPU) into screenshots/.

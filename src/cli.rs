@@ -35,6 +35,14 @@ pub enum Command {
         /// Image to classify at start.
         #[arg(long)]
         image: Option<PathBuf>,
+        /// The latency benchmark's run (`make bench-latency`): the window opens the bundled
+        /// photos by itself, one after another, writes how long each took to reach the
+        /// screen to this JSON file, and closes.
+        #[arg(long, hide = true)]
+        latency_run: Option<PathBuf>,
+        /// Rounds of the latency run, after one of warm-up.
+        #[arg(long, hide = true, default_value_t = 10)]
+        latency_rounds: usize,
     },
     /// Every architecture along the timeline.
     List {
@@ -181,7 +189,9 @@ pub struct RunArgs {
 
 pub fn run(command: Command) -> Result<()> {
     match command {
-        Command::Gui { arch, image } => crate::gui::run(arch, image),
+        Command::Gui { arch, image, latency_run, latency_rounds } => {
+            crate::gui::run(arch, image, latency_run.map(|out| crate::gui::latency_run(out, latency_rounds)))
+        }
         Command::List { json } => list(json),
         Command::Summary { arch, input, json } => summary(&arch, input.as_deref(), json),
         Command::Classify { arch, images, model, top, reference_layout, json } => {

@@ -4,13 +4,20 @@ use std::path::PathBuf;
 
 use anyhow::anyhow;
 
-use convscope_app::Start;
+use convscope_app::{LatencyRun, Start};
 use convscope_core::zoo;
 
-pub fn run(arch: Option<String>, image: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn run(arch: Option<String>, image: Option<PathBuf>, latency_run: Option<LatencyRun>) -> anyhow::Result<()> {
     if let Some(id) = &arch {
         // An unknown name fails here, with suggestions, rather than in the window.
         zoo::find(id)?;
     }
-    convscope_app::run_window(Start::window(arch, image)).map_err(|e| anyhow!("could not open a window: {e}"))
+    let start = Start { latency_run, ..Start::window(arch, image) };
+    convscope_app::run_window(start).map_err(|e| anyhow!("could not open a window: {e}"))
+}
+
+/// The bundled photos in turn, one round of warm-up, the report to `out`.
+pub fn latency_run(out: PathBuf, rounds: usize) -> LatencyRun {
+    let images = ["chelsea.png", "coffee.png"].map(convscope_core::paths::asset).to_vec();
+    LatencyRun { images, warmup: 1, rounds: rounds.max(1), out: Some(out) }
 }
