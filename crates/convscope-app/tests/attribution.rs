@@ -74,7 +74,7 @@ fn attribution_view_computes_caches_and_saves_maps() {
     harness.step();
     step_until(&mut harness, "every stage", |app| raw_maps(app).len() == 3 && !app.busy());
     let nodes: Vec<_> = harness.state().attribution().unwrap().explanation.maps.iter().map(|m| m.node).collect();
-    assert_eq!(nodes, stages.iter().map(|&s| Some(s)).collect::<Vec<_>>(), "one map per stage, in order");
+    assert_eq!(nodes, stages.iter().rev().map(|&s| Some(s)).collect::<Vec<_>>(), "one map per stage, coarse to fine");
     harness.get_by_label("last stage").click_accesskit();
     harness.step();
     assert!(!harness.state().busy(), "a kept map is shown without asking the worker");

@@ -350,7 +350,8 @@ fn every_stage_in_one_pass_equals_each_layer_alone() {
     assert_eq!(&names[1..], block_ends.iter().map(String::as_str).collect::<Vec<_>>().as_slice(), "resnet18: stages");
     for method in [Method::GradCam, Method::GradCamPlusPlus, Method::LayerCam, Method::GuidedGradCam] {
         let all = case.explain(&Settings { layers: Layers::Stages, ..case.settings(method) });
-        assert_eq!(all.maps.iter().map(|m| m.node.unwrap()).collect::<Vec<_>>(), stages);
+        let coarse_to_fine: Vec<_> = stages.iter().rev().copied().collect();
+        assert_eq!(all.maps.iter().map(|m| m.node.unwrap()).collect::<Vec<_>>(), coarse_to_fine);
         for map in &all.maps {
             let alone = case.explain(&Settings { layers: Layers::Node(map.node.unwrap()), ..case.settings(method) });
             let what = format!("{} at {}", method.label(), graph.nodes[map.node.unwrap()].name);

@@ -244,7 +244,7 @@ pub enum Layers {
     #[default]
     Last,
     Node(NodeId),
-    /// The end of every stage, from the first to the last, in one backward pass.
+    /// The end of every stage, coarse to fine (the last stage first), in one backward pass.
     Stages,
 }
 
@@ -383,7 +383,7 @@ pub struct Explanation {
     pub objective: Objective,
     /// The logits of the image itself, `1×classes`, on the CPU.
     pub logits: Tensor,
-    /// One map, or one per layer in execution order (`Layers::Stages`).
+    /// One map, or one per stage from the last to the first (`Layers::Stages`).
     pub maps: Vec<LayerMap>,
     /// Integrated Gradients only.
     pub completeness: Option<Completeness>,
@@ -609,10 +609,13 @@ pub fn resolve_layers(
             Ok(vec![id])
         }
         Layers::Stages => {
-            let stages = stages(graph, opts, height, width)?;
+            let mut stages = stages(graph, opts, height, width)?;
             if stages.is_empty() {
                 return Err(Error::Input(format!("{} has no spatial stage", graph.arch)));
             }
+            // Coarse to fine: the last stage's map, the one Grad-CAM is known by, comes first,
+            // and each next one is sharper and less about the class.
+            stages.reverse();
             Ok(stages)
         }
         Layers::Last => {
