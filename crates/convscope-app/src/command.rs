@@ -326,7 +326,7 @@ impl App {
     /// Runs an image, and asks for everything it changes at once: the node on view comes
     /// back with the prediction, and the gradient pass (when its panel is open) is queued
     /// behind it, so the worker goes from one to the next without waiting for a frame. Should
-    /// the image fail, the gradient pass answers for the image still on show.
+    /// the image fail, the worker skips that pass.
     pub(crate) fn classify(&mut self, image: ImageInput) {
         let (disabled, retention) = (self.disabled(), self.settings.retention);
         let show = Some(self.runtime.layers.selected);
@@ -334,20 +334,20 @@ impl App {
         self.runtime.stopwatch.start(image.name(), maps, self.settings.show_gradients);
         self.runtime.worker.send(Request::Classify { image, disabled, retention, show });
         if self.settings.show_gradients {
-            self.send_gradients();
+            self.send_gradients(true);
         }
     }
 
     pub(crate) fn request_gradients(&mut self) {
         if self.settings.show_gradients && self.runtime.prediction.shown.is_some() {
-            self.send_gradients();
+            self.send_gradients(false);
         }
     }
 
-    fn send_gradients(&mut self) {
+    fn send_gradients(&mut self, with_image: bool) {
         let (disabled, target, retention) = (self.disabled(), self.runtime.gradients.target, self.settings.retention);
         let settings = self.runtime.gradients.settings;
-        self.runtime.worker.send(Request::Gradients { disabled, target, retention, settings });
+        self.runtime.worker.send(Request::Gradients { disabled, target, retention, settings, with_image });
     }
 
     /// Runs the current image again (after a device move or a residual switch).

@@ -43,6 +43,10 @@ impl App {
                     _ => error.message,
                 };
                 self.runtime.message = Some(Message { text, is_error: true });
+                if reply.kind == RequestKind::Classify {
+                    // The image never reaches the screen: its round is not a latency.
+                    self.runtime.stopwatch.abandon();
+                }
                 if reply.kind == RequestKind::Load
                     && let Some(image) = self.runtime.pending_image.take()
                     && self.runtime.model.is_some()

@@ -84,6 +84,11 @@ impl Stopwatch {
         });
     }
 
+    /// The image failed: nothing of it will be drawn.
+    pub fn abandon(&mut self) {
+        self.running = None;
+    }
+
     pub fn predicted(&mut self, timings: &Timings, with_maps: bool) {
         if let Some(run) = &mut self.running {
             let t = &mut run.round.worker;

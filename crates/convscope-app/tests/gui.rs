@@ -257,7 +257,7 @@ fn random_weights_show_a_training_step_and_the_mode_switch_says_and_does_what_it
 fn a_corrupt_file_shows_an_error_and_keeps_the_previous_prediction() {
     let mut harness = lenet_with_digit("digit_7.png");
     let before = harness.state().prediction().expect("a prediction").top5.clone();
-    let loss_before = harness.state().gradient_flow().expect("a gradient flow").loss;
+    let flow_before = harness.state().gradient_flow().expect("a gradient flow").clone();
 
     // A PNG signature followed by garbage, dropped without a readable path.
     let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
@@ -271,7 +271,11 @@ fn a_corrupt_file_shows_an_error_and_keeps_the_previous_prediction() {
     assert_eq!(after.image.name(), "digit_7.png");
     assert_eq!(after.top5, before);
     let flow = harness.state().gradient_flow().expect("the gradient flow stays");
-    assert_eq!(flow.loss, loss_before, "the gradients were not recomputed for nothing");
+    // The pass queued with the broken image was skipped: the same flow, its own timing too.
+    assert_eq!(flow.loss, flow_before.loss);
+    assert_eq!(flow.timings, flow_before.timings, "the gradients were not recomputed for nothing");
+    let round = harness.state().stopwatch().last().expect("digit_7's round");
+    assert_eq!(round.image, "digit_7.png", "a broken image has no way to the screen to time");
 
     // Text that is no image at all, from a real path.
     let dir = tempfile::tempdir().expect("a temporary folder");

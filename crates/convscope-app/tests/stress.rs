@@ -202,6 +202,7 @@ impl Driver {
                         target: None,
                         retention: Retention::EveryLayer,
                         settings: Default::default(),
+                        with_image: false,
                     });
                 }
                 Ok(Payload::Gradients(flow)) => self.gradients_for = Some(flow.arch),
@@ -289,6 +290,7 @@ fn a_switch_during_a_gradient_pass_is_served_first() {
         target: None,
         retention: Retention::EveryLayer,
         settings: Default::default(),
+        with_image: false,
     });
     driver.settle();
     let full_pass = start.elapsed();
@@ -301,6 +303,7 @@ fn a_switch_during_a_gradient_pass_is_served_first() {
         target: None,
         retention: Retention::EveryLayer,
         settings: Default::default(),
+        with_image: false,
     });
     driver.send(Request::Device(Device::Cpu));
     let order: Vec<(RequestKind, bool)> = driver.settle().iter().map(|r| (r.kind, r.result.is_ok())).collect();
@@ -319,6 +322,7 @@ fn a_switch_during_a_gradient_pass_is_served_first() {
         target: None,
         retention: Retention::EveryLayer,
         settings: Default::default(),
+        with_image: false,
     });
     let sent = Instant::now();
     driver.load(zoo::find("lenet5").expect("lenet5"));

@@ -86,6 +86,7 @@ fn keeping_only_the_viewed_layer_shows_the_same_numbers() {
         target: None,
         retention: Retention::ViewedLayer,
         settings: GradientSettings::default(),
+        with_image: false,
     };
     assert!(matches!(ask(&mut worker, gradients), Ok(Payload::Gradients(_))));
     let again = activation(&mut worker, nodes[3]).unwrap();
@@ -93,7 +94,8 @@ fn keeping_only_the_viewed_layer_shows_the_same_numbers() {
 }
 
 fn gradients(worker: &mut WorkerHandle, disabled: Vec<usize>, settings: GradientSettings) -> GradientFlow {
-    let request = Request::Gradients { disabled, target: None, retention: Retention::EveryLayer, settings };
+    let request =
+        Request::Gradients { disabled, target: None, retention: Retention::EveryLayer, settings, with_image: false };
     match ask(worker, request) {
         Ok(Payload::Gradients(flow)) => *flow,
         other => panic!("a gradients request answered {other:?}"),

@@ -62,7 +62,15 @@ pub enum Request {
     Classify { image: ImageInput, disabled: Vec<NodeId>, retention: Retention, show: Option<NodeId> },
     /// Forward + backward on the current image (alone or in a batch, as `settings` say; their
     /// `None`s take the defaults for the loaded weights): gradient norms along depth.
-    Gradients { disabled: Vec<NodeId>, target: Option<i64>, retention: Retention, settings: GradientSettings },
+    /// `with_image`: sent together with a `Classify`, to follow it without a round trip
+    /// through the UI; skipped, answered as dropped, when that image fails.
+    Gradients {
+        disabled: Vec<NodeId>,
+        target: Option<i64>,
+        retention: Retention,
+        settings: GradientSettings,
+        with_image: bool,
+    },
     /// An attribution map of the current image (`attribution::explain`), with progress in
     /// `WorkerHandle::attribution_progress`; it yields to a new model, image or gradient pass
     /// and to a newer attribution request, and stops at `WorkerHandle::cancel_attribution`.

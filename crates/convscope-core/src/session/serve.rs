@@ -146,6 +146,8 @@ pub(super) struct Worker {
     retention: Retention,
     /// The models of the last comparison that were not the explorer's, kept for the next.
     compared: Vec<Model>,
+    /// The last image asked for failed: a gradient pass sent with it is not wanted.
+    last_image_failed: bool,
 }
 
 impl Worker {
@@ -158,7 +160,8 @@ impl Worker {
         let inbox = Inbox::new(requests);
         while let Some((seq, request)) = inbox.next() {
             let kind = request.kind();
-            if self.is_stale(seq, kind) {
+            let unwanted = matches!(request, Request::Gradients { with_image: true, .. }) && self.last_image_failed;
+            if unwanted || self.is_stale(seq, kind) {
                 if replies.send(Outgoing::Dropped { seq, kind }).is_err() {
                     return;
                 }
@@ -225,9 +228,9 @@ impl Worker {
                 Payload::Moved(device)
             }
             Request::Classify { image, disabled, retention, show } => {
-                let mut predicted = self
-                    .classify(&image, &disabled, retention)
-                    .map_err(|message| ReplyError { message, image: Some(image.name()) })?;
+                let classified = self.classify(&image, &disabled, retention);
+                self.last_image_failed = classified.is_err();
+                let mut predicted = classified.map_err(|message| ReplyError { message, image: Some(image.name()) })?;
                 if let Some(node) = show {
                     let start = Instant::now();
                     predicted.activation = Some(self.activation(node).map_err(|e| e.message));
@@ -235,7 +238,7 @@ impl Worker {
                 }
                 Payload::Predicted(Box::new(predicted))
             }
-            Request::Gradients { disabled, target, retention, settings } => {
+            Request::Gradients { disabled, target, retention, settings, .. } => {
                 let interrupt = || inbox.should_yield(RequestKind::Gradients);
                 match self.gradients(&disabled, target, retention, &settings, &interrupt).map_err(plain)? {
                     Some(flow) => Payload::Gradients(Box::new(flow)),
