@@ -231,6 +231,18 @@ fn densenet121_diagram_with_a_dense_block_open() {
 
 #[test]
 #[ignore = "writes the README's screenshots: make screenshots"]
+fn explorer_with_every_panel() {
+    // The README's first picture: the picker and card, the stem convolution's maps, the top-5
+    // for the cat and the gradient flow along depth.
+    let mut harness = harness("efficientnet_lite0");
+    layout(&mut harness, true, true, true, false);
+    drop_image(&mut harness, root().join("assets/chelsea.png"));
+    step_until(&mut harness, "the gradient flow", |app| app.gradient_flow().is_some() && !app.busy());
+    save(&mut harness, "explorer");
+}
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
 fn feature_maps_of_an_early_and_a_late_layer() {
     let arch = "efficientnet_lite0";
     let mut harness = harness(arch);
