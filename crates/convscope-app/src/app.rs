@@ -115,6 +115,7 @@ pub(crate) struct Runtime {
     pub(crate) diagram_export: Option<DiagramExport>,
     pub(crate) lab: lab::LabView,
     pub(crate) attribution: crate::attribution::AttributionView,
+    pub(crate) draw: crate::draw::DrawView,
 }
 
 pub struct App {
@@ -163,6 +164,7 @@ impl App {
                 diagram_export: None,
                 lab: lab::LabView::default(),
                 attribution: Default::default(),
+                draw: Default::default(),
             },
         };
         let known = |id: &Option<String>| id.as_deref().and_then(|id| zoo::all().into_iter().find(|s| s.id == id));
@@ -247,6 +249,11 @@ impl App {
         self.runtime.history.labelled()
     }
 
+    /// The drawing pad (LeNet live).
+    pub fn draw(&self) -> &crate::draw::DrawView {
+        &self.runtime.draw
+    }
+
     /// The last comparison of two networks.
     pub fn comparison(&self) -> Option<&convscope_core::compare::Comparison> {
         self.runtime.history.compare.shown.as_ref().map(|s| &s.comparison)
@@ -307,6 +314,7 @@ impl App {
             image,
             lab,
             attribution,
+            draw,
             ..
         } = runtime;
         let model = model.as_ref();
@@ -318,6 +326,7 @@ impl App {
             worker_stopped: worker.stopped(),
             message: message.as_ref(),
             notice: notice.as_deref(),
+            digits: arch.and_then(|id| specs.iter().find(|s| s.id == id)).is_some_and(crate::draw::takes_digits),
         };
         let gradients_were_shown = settings.show_gradients;
         egui::Panel::top("top_bar").show(ui, |ui| top_bar::top_bar_ui(ui, settings, &status, commands));
@@ -376,6 +385,7 @@ impl App {
                 let progress = worker.attribution_progress();
                 attribution.ui(ui, model, prediction.shown.as_ref(), layers.selected, pending, progress, commands);
             }
+            CentralView::Draw => draw.ui(ui),
         });
     }
 }
@@ -393,6 +403,7 @@ impl eframe::App for App {
         }
         self.receive(&ctx);
         self.receive_lab(&ctx);
+        self.runtime.draw.receive(&ctx);
         let mut commands = Vec::new();
         if std::mem::take(&mut self.runtime.wants_gradients) {
             self.request_gradients();

