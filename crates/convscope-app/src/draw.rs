@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use convscope_core::drawing::worker::{DigitReply, DigitWorker, DrawnDigit, LayerMaps, Reading, Samples};
+use convscope_core::drawing::worker::{DigitReply, DigitWorker, DrawnDigit, LayerMaps, Reading, Samples, Sweep};
 use convscope_core::drawing::{Drawing, GRID, Transform};
 use convscope_core::engine::{self, WeightsChoice};
 use convscope_core::train::{TrainConfig, TrainProgress, TrainReport};
@@ -60,6 +60,8 @@ pub struct DrawView {
     changed_at: Vec<(u64, Instant)>,
     latencies_ms: Vec<f64>,
     shown: Option<Shown>,
+    /// The probability plot, which may lag the reading by a drawing or two while drawing.
+    sweep: Option<Sweep>,
     pad_texture: Option<egui::TextureHandle>,
     pad_rect: Option<egui::Rect>,
     last_pen: Option<[f32; 2]>,
@@ -91,6 +93,7 @@ impl Default for DrawView {
             changed_at: Vec::new(),
             latencies_ms: Vec::new(),
             shown: None,
+            sweep: None,
             pad_texture: None,
             pad_rect: None,
             last_pen: None,
@@ -148,6 +151,11 @@ impl DrawView {
         &self.latencies_ms
     }
 
+    /// The probability plot's points.
+    pub fn sweep(&self) -> Option<&Sweep> {
+        self.sweep.as_ref()
+    }
+
     pub fn samples(&self) -> Option<&Samples> {
         self.samples.as_ref()
     }
@@ -196,6 +204,7 @@ impl DrawView {
                     self.samples_asked = false;
                 }
                 DigitReply::Read(reading) => self.show(ctx, *reading),
+                DigitReply::Swept(sweep) => self.sweep = Some(*sweep),
                 DigitReply::Training(progress) => {
                     let training = self.training.get_or_insert_with(Training::default);
                     training.last = Some(progress);
@@ -520,10 +529,10 @@ impl DrawView {
     }
 
     fn sweep_ui(&mut self, ui: &mut egui::Ui) {
-        let Some(shown) = &self.shown else { return };
+        let Some(sweep) = &self.sweep else { return };
         ui.label("Each class's probability as the digit slides horizontally (the line: where it is now):");
-        let sweep = &shown.reading.sweep;
-        let classes = shown.reading.probabilities.len();
+        let classes = sweep.points.first().map_or(0, |(_, p)| p.len());
+        let sweep = &sweep.points;
         let shift = f64::from(self.transform.shift[0]);
         egui_plot::Plot::new("draw_sweep")
             .height(180.0)

@@ -137,9 +137,16 @@ fn a_shift_moves_the_input_tensor_by_as_many_pixels() {
             assert_eq!(moved[y * side + x], expected, "({x}, {y})");
         }
     }
-    // The plot's sweep is of horizontal shifts around the vertical one kept.
-    let sweep = &harness.state().draw().reading().unwrap().sweep;
-    assert_eq!(sweep.len(), 25);
+    // The plot: each class's probability at each horizontal shift, the vertical one kept; at
+    // shift 3 it is the reading's.
+    step_until(&mut harness, "the plot", |app| {
+        app.draw().sweep().is_some_and(|s| s.generation == app.draw().generation())
+    });
+    let sweep = harness.state().draw().sweep().unwrap();
+    assert_eq!(sweep.points.len(), 25);
+    let (_, at_three) = sweep.points.iter().find(|(s, _)| *s == 3.0).unwrap();
+    let reading = harness.state().draw().reading().unwrap();
+    assert!(at_three.iter().zip(&reading.probabilities).all(|(a, b)| (a - b).abs() < 1e-4));
 }
 
 #[test]
@@ -203,6 +210,8 @@ fn latency_from_stroke_to_maps_on_screen() {
     let rect = harness.state().draw().pad_rect().unwrap();
     let at = |p: [f32; 2]| rect.min + egui::vec2(p[0], p[1]) * (rect.width() / 28.0);
     let mut frames = Vec::new();
+    let mut compute_ms = Vec::new();
+    let mut frame_ms = Vec::new();
     let started = Instant::now();
     for round in 0..20 {
         let path = zero();
@@ -213,13 +222,18 @@ fn latency_from_stroke_to_maps_on_screen() {
         for &p in &path[1..] {
             harness.hover_at(at(p));
             let generation_before = harness.state().draw().generation();
+            let frame = Instant::now();
             harness.step();
+            frame_ms.push(frame.elapsed().as_secs_f64() * 1e3);
             let mut steps = 1;
             if harness.state().draw().generation() > generation_before {
                 while !harness.state().draw().up_to_date() {
+                    let frame = Instant::now();
                     harness.step();
+                    frame_ms.push(frame.elapsed().as_secs_f64() * 1e3);
                     steps += 1;
                 }
+                compute_ms.push(harness.state().draw().reading().unwrap().compute_ms);
             }
             frames.push(steps);
         }
@@ -233,6 +247,14 @@ fn latency_from_stroke_to_maps_on_screen() {
     latencies.sort_by(f64::total_cmp);
     let pick = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
     frames.sort_unstable();
+    compute_ms.sort_by(f64::total_cmp);
+    frame_ms.sort_by(f64::total_cmp);
+    println!(
+        "the pad's thread: median {:.2} ms a reading (forward, softmax, the maps copied out); a UI frame: median {:.2} ms, p90 {:.2} ms",
+        compute_ms[compute_ms.len() / 2],
+        frame_ms[frame_ms.len() / 2],
+        frame_ms[frame_ms.len() * 9 / 10]
+    );
     println!(
         "{} changes in {:.1} s: latency median {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms; frames to show: median {}, max {}",
         latencies.len(),

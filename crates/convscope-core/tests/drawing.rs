@@ -186,27 +186,51 @@ fn the_pad_thread_reads_the_newest_drawing_and_shows_every_layer() {
         });
     }
     let replies =
-        wait_for(&mut worker, "the newest drawing", |r| matches!(r, DigitReply::Read(read) if read.generation == 4));
+        wait_for(&mut worker, "the newest drawing's plot", |r| matches!(r, DigitReply::Swept(s) if s.generation == 4));
     let generations: Vec<u64> = replies
         .iter()
         .filter_map(|r| if let DigitReply::Read(read) = r { Some(read.generation) } else { None })
         .collect();
     assert_eq!(generations, vec![0, 4], "the drawings in between were never read");
-    let Some(DigitReply::Read(reading)) = replies.last() else { unreachable!() };
+    let reading =
+        replies.iter().rev().find_map(|r| if let DigitReply::Read(read) = r { Some(read) } else { None }).unwrap();
+    let Some(DigitReply::Swept(sweep)) = replies.last() else { unreachable!() };
     assert_eq!(argmax(&reading.probabilities), 7);
     let shapes: Vec<_> = reading.maps.iter().map(|m| (m.label, m.shape)).collect();
     assert_eq!(shapes, vec![("C1", [6, 28, 28]), ("S2", [6, 14, 14]), ("C3", [16, 10, 10]), ("S4", [16, 5, 5])]);
     assert!(reading.maps.iter().all(|m| m.values.len() == m.shape.iter().product::<usize>()));
-    assert_eq!(reading.sweep.len(), SWEEP_SHIFTS.count());
+    assert_eq!(sweep.points.len(), SWEEP_SHIFTS.count());
     // The sweep's unshifted entry is the reading itself.
-    let (_, at_zero) = reading.sweep.iter().find(|(s, _)| *s == 0.0).unwrap();
+    let (_, at_zero) = sweep.points.iter().find(|(s, _)| *s == 0.0).unwrap();
     for (a, b) in at_zero.iter().zip(&reading.probabilities) {
         assert!((a - b).abs() < 1e-4);
     }
     // Far off to the side, the 7 is gone from the field's middle and the answer changes.
-    let (_, far) = reading.sweep.first().unwrap();
+    let (_, far) = sweep.points.first().unwrap();
     assert!(far[7] < reading.probabilities[7]);
     assert_eq!(reading.input.len(), 32 * 32);
+    // Moving the digit sideways changes the reading, not the plot: none is made again.
+    let moved = Transform { shift: [5.0, 0.0], ..Transform::default() };
+    worker.read(DrawnDigit { generation: 5, canvas: drawings[4].pixels(), transform: moved });
+    worker.read(DrawnDigit { generation: 6, canvas: drawings[4].pixels(), transform: Transform::default() });
+    worker.samples();
+    let mut replies = wait_for(&mut worker, "the held-out digits", |r| matches!(r, DigitReply::Samples(_)));
+    if !replies.iter().any(|r| matches!(r, DigitReply::Read(read) if read.generation == 6)) {
+        replies.extend(wait_for(&mut worker, "the last drawing", |r| matches!(r, DigitReply::Read(_))));
+    }
+    // A little longer, for a plot that should not come.
+    std::thread::sleep(Duration::from_millis(200));
+    replies.extend(worker.poll());
+    assert!(!replies.iter().any(|r| matches!(r, DigitReply::Swept(_))), "the plot held");
+    let read: Vec<u64> = replies
+        .iter()
+        .filter_map(|r| if let DigitReply::Read(read) = r { Some(read.generation) } else { None })
+        .collect();
+    assert_eq!(read, vec![5, 6]);
+    let samples =
+        replies.iter().find_map(|r| if let DigitReply::Samples(samples) = r { Some(samples) } else { None }).unwrap();
+    assert_eq!(samples.held_out.len(), 1000);
+    assert!(samples.mistakes.iter().all(|m| samples.held_out.iter().any(|s| s.index == m.index && s.label == m.label)));
 }
 
 #[test]

@@ -14,10 +14,11 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
-use super::{Transform, drawn_input};
+use super::{GRID, Transform, digit_input};
 use crate::engine::{self, WeightsChoice};
 use crate::executor::{Layout, Model, RunOptions};
 use crate::graph::NodeId;
+use crate::preprocess::digit_pixels;
 use crate::train::{self, Digits, TrainConfig, TrainProgress, TrainReport};
 use crate::zoo::{self, ArchSpec};
 
@@ -89,12 +90,22 @@ pub struct Reading {
     pub input: Vec<f32>,
     pub input_side: usize,
     pub maps: Vec<LayerMaps>,
-    /// Per shift of `SWEEP_SHIFTS`: the probabilities with the digit moved that far
-    /// horizontally (the other parts of the transform kept).
-    pub sweep: Vec<(f32, Vec<f32>)>,
     pub compute_ms: f64,
     /// Read while training, with the weights as they were then.
     pub while_training: bool,
+}
+
+/// Each class's probability as the drawing slides horizontally: the probability plot. It does
+/// not depend on the horizontal shift itself, so it is made again only when something else
+/// changed, after the reading, and not at all when a newer drawing waits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sweep {
+    /// The drawing it was made for.
+    pub generation: u64,
+    /// Per shift of `SWEEP_SHIFTS`: the probabilities with the digit moved that far
+    /// horizontally (the rest of the transform kept).
+    pub points: Vec<(f32, Vec<f32>)>,
+    pub compute_ms: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -103,6 +114,7 @@ pub enum DigitReply {
         origin: String,
     },
     Read(Box<Reading>),
+    Swept(Box<Sweep>),
     Training(TrainProgress),
     /// The training run finished (its report) or stopped (`None`).
     Trained(Option<TrainReport>),
@@ -152,7 +164,14 @@ impl DigitWorker {
         let stop_training = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&stop_training);
         let thread = std::thread::Builder::new().name("convscope-digits".into()).spawn(move || {
-            let mut pad = Pad { model: None, spec: zoo::find("lenet5").ok(), stop, deferred: Vec::new(), digits: None };
+            let mut pad = Pad {
+                model: None,
+                spec: zoo::find("lenet5").ok(),
+                stop,
+                deferred: Vec::new(),
+                digits: None,
+                swept: None,
+            };
             pad.run(&request_rx, &reply_tx, &repaint);
         })?;
         Ok(Self {
@@ -283,6 +302,8 @@ struct Pad {
     deferred: Vec<DigitRequest>,
     /// MNIST, read once.
     digits: Option<Arc<Digits>>,
+    /// What the last sweep was made for: the drawing and the transform but its shift x.
+    swept: Option<(Vec<u8>, Transform)>,
 }
 
 impl Pad {
@@ -307,16 +328,53 @@ impl Pad {
             } else {
                 self.deferred.remove(0)
             };
+            let drawn = if let DigitRequest::Read(digit) = &request { Some(digit.clone()) } else { None };
             let reply = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 self.handle(request, requests, replies, repaint)
             }))
             .unwrap_or_else(|_| Err("the digit pad's thread panicked; try again".into()));
             let reply = reply.unwrap_or_else(DigitReply::Failed);
+            let read = matches!(reply, DigitReply::Read(_));
             if replies.send(reply).is_err() {
                 return;
             }
             repaint();
+            if let Some(digit) = drawn.filter(|_| read) {
+                match self.sweep(&digit, requests) {
+                    Ok(None) => {}
+                    Ok(Some(sweep)) => {
+                        if replies.send(DigitReply::Swept(Box::new(sweep))).is_err() {
+                            return;
+                        }
+                        repaint();
+                    }
+                    Err(message) => {
+                        if replies.send(DigitReply::Failed(message)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
         }
+    }
+
+    /// The probability plot for `digit`, unless a newer drawing waits (it is kept to be read
+    /// next) or the last plot holds for it.
+    fn sweep(&mut self, digit: &DrawnDigit, requests: &Receiver<DigitRequest>) -> Result<Option<Sweep>, String> {
+        while let Ok(request) = requests.try_recv() {
+            self.deferred.push(request);
+        }
+        if self.deferred.iter().any(|r| matches!(r, DigitRequest::Read(_))) {
+            return Ok(None);
+        }
+        let key = (digit.canvas.clone(), digit.transform.shifted(0.0));
+        if self.swept.as_ref() == Some(&key) {
+            return Ok(None);
+        }
+        let (Some(model), Some(spec)) = (self.model.as_ref(), self.spec.as_ref()) else { return Ok(None) };
+        let sweep = sweep(model, spec, digit)?;
+        self.swept = Some(key);
+        Ok(Some(sweep))
     }
 
     fn handle(
@@ -331,6 +389,7 @@ impl Pad {
             DigitRequest::Load(weights) => {
                 let (model, _) = engine::load_model(&spec, &weights, Device::Cpu).map_err(|e| e.to_string())?;
                 self.model = Some(model);
+                self.swept = None;
                 let origin = match weights {
                     WeightsChoice::File(path) => path.display().to_string(),
                     WeightsChoice::Installed { .. } => engine::installed_weights(spec.id)
@@ -390,6 +449,7 @@ impl Pad {
                         .map_err(|e| e.to_string())?;
                 if report.is_some() {
                     self.model = Some(model);
+                    self.swept = None;
                 }
                 Ok(DigitReply::Trained(report))
             }
@@ -397,11 +457,19 @@ impl Pad {
     }
 }
 
-/// LeNet-5 on one drawing: probabilities, the shown layers' maps, and the shift sweep.
+/// A drawing as MNIST's 28×28 bytes, as `convscope classify` would make them from its PNG.
+fn normalised(digit: &DrawnDigit) -> Result<Vec<u8>, String> {
+    let grey = image::GrayImage::from_raw(GRID as u32, GRID as u32, digit.canvas.clone())
+        .ok_or_else(|| format!("a drawing is {GRID}×{GRID} bytes, not {}", digit.canvas.len()))?;
+    Ok(digit_pixels(&image::DynamicImage::ImageLuma8(grey)))
+}
+
+/// LeNet-5 on one drawing: probabilities and the shown layers' maps.
 fn read(model: &Model, spec: &ArchSpec, digit: &DrawnDigit, while_training: bool) -> Result<Reading, String> {
     let start = Instant::now();
     let side = spec.input[1].max(28) as u32;
-    let input = drawn_input(&digit.canvas, &digit.transform, side).map_err(|e| e.to_string())?;
+    let pixels = normalised(digit)?;
+    let input = digit_input(&pixels, &digit.transform, side).map_err(|e| e.to_string())?;
     let options = RunOptions { layout: Layout::Reference, ..RunOptions::default() };
     let _guard = tch::no_grad_guard();
     let capture = model.forward_capture(&input, &options).map_err(|e| e.to_string())?;
@@ -422,31 +490,39 @@ fn read(model: &Model, spec: &ArchSpec, digit: &DrawnDigit, while_training: bool
             values: floats(output)?,
         });
     }
-    let pixels: Vec<f32> = floats(&input)?
+    let seen: Vec<f32> = floats(&input)?
         .into_iter()
         .map(|v| (v * crate::preprocess::MNIST_STD + crate::preprocess::MNIST_MEAN).clamp(0.0, 1.0))
         .collect();
+    Ok(Reading {
+        generation: digit.generation,
+        probabilities,
+        input_side: side as usize,
+        input: seen,
+        maps,
+        compute_ms: start.elapsed().as_secs_f64() * 1e3,
+        while_training,
+    })
+}
+
+/// The drawing at each shift of `SWEEP_SHIFTS`, in one batch.
+fn sweep(model: &Model, spec: &ArchSpec, digit: &DrawnDigit) -> Result<Sweep, String> {
+    let start = Instant::now();
+    let side = spec.input[1].max(28) as u32;
+    let pixels = normalised(digit)?;
+    let _guard = tch::no_grad_guard();
     let shifts: Vec<f32> = SWEEP_SHIFTS.map(|s| s as f32).collect();
     let moved = shifts
         .iter()
-        .map(|&s| drawn_input(&digit.canvas, &digit.transform.shifted(s), side))
+        .map(|&s| digit_input(&pixels, &digit.transform.shifted(s), side))
         .collect::<crate::Result<Vec<_>>>()
         .map_err(|e| e.to_string())?;
     let batch = Tensor::f_cat(&moved, 0).map_err(|e| e.to_string())?;
     let logits = model.forward(&batch, &RunOptions::default()).map_err(|e| e.to_string())?;
     let swept = floats(&logits.f_softmax(-1, Kind::Float).map_err(|e| e.to_string())?)?;
-    let classes = probabilities.len().max(1);
-    let sweep = shifts.into_iter().zip(swept.chunks(classes).map(<[f32]>::to_vec)).collect();
-    Ok(Reading {
-        generation: digit.generation,
-        probabilities,
-        input_side: side as usize,
-        input: pixels,
-        maps,
-        sweep,
-        compute_ms: start.elapsed().as_secs_f64() * 1e3,
-        while_training,
-    })
+    let classes = swept.len() / shifts.len().max(1);
+    let points = shifts.into_iter().zip(swept.chunks(classes.max(1)).map(<[f32]>::to_vec)).collect();
+    Ok(Sweep { generation: digit.generation, points, compute_ms: start.elapsed().as_secs_f64() * 1e3 })
 }
 
 fn floats(tensor: &Tensor) -> Result<Vec<f32>, String> {
