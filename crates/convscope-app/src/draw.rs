@@ -21,6 +21,8 @@ const CELL: f32 = 10.0;
 /// How far the animation slides the digit each way, in pixels, and how long one sweep takes.
 const ANIMATE_REACH: f32 = 12.0;
 const ANIMATE_PERIOD_S: f64 = 4.0;
+/// The input as LeNet sees it, in points per pixel.
+const INPUT_ZOOM: f32 = 4.0;
 /// Held-out digits shown per page.
 const PAGE: usize = 40;
 /// Latencies kept for the README's figure.
@@ -54,6 +56,8 @@ pub struct DrawView {
     pub(crate) transform: Transform,
     animate: bool,
     animate_from: f64,
+    /// A drag on the input not yet a whole pixel.
+    drag_rest: egui::Vec2,
     /// Number of the drawing and transform on the pad now; each change adds one.
     generation: u64,
     /// When each change not yet on screen happened.
@@ -89,6 +93,7 @@ impl Default for DrawView {
             transform: Transform::default(),
             animate: false,
             animate_from: 0.0,
+            drag_rest: egui::Vec2::ZERO,
             generation: 0,
             changed_at: Vec::new(),
             latencies_ms: Vec::new(),
@@ -353,9 +358,12 @@ impl DrawView {
                 ui.colored_label(color, message);
             }
             ui.horizontal_top(|ui| {
+                // Spaces, not separators: a vertical separator would take the whole height.
                 ui.vertical(|ui| self.pad_ui(ui));
-                ui.separator();
+                ui.add_space(16.0);
                 ui.vertical(|ui| self.answer_ui(ui));
+                ui.add_space(16.0);
+                ui.vertical(|ui| self.move_ui(ui));
             });
             ui.separator();
             self.maps_ui(ui);
@@ -450,7 +458,10 @@ impl DrawView {
                 self.changed();
             }
         });
-        ui.label("Move the digit:");
+    }
+
+    fn move_ui(&mut self, ui: &mut egui::Ui) {
+        ui.label("Move the digit (or drag the input):");
         let mut moved = false;
         let t = &mut self.transform;
         moved |= slider_ui(ui, "shift x", &mut t.shift[0], -14.0..=14.0, " px");
@@ -484,9 +495,21 @@ impl DrawView {
         let reading = &shown.reading;
         let p = &reading.probabilities;
         let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+        let mut dragged = egui::Vec2::ZERO;
         ui.horizontal(|ui| {
-            ui.add(egui::Image::from_texture(&shown.input).fit_to_exact_size(egui::vec2(96.0, 96.0)))
-                .on_hover_text("The input as LeNet-5 sees it: fitted, centred, padded to 32×32, moved");
+            let field = INPUT_ZOOM * reading.input_side as f32;
+            let response = ui
+                .add(
+                    egui::Image::from_texture(&shown.input)
+                        .fit_to_exact_size(egui::vec2(field, field))
+                        .sense(egui::Sense::drag()),
+                )
+                .on_hover_text(
+                    "The input as LeNet-5 sees it: fitted, centred, padded to 32×32, moved. Drag it to move the digit",
+                );
+            if response.dragged() {
+                dragged = response.drag_delta() / INPUT_ZOOM;
+            }
             ui.vertical(|ui| {
                 ui.heading(format!("{best}"));
                 ui.label(format!("{:.1}%", p[best] * 100.0));
@@ -500,6 +523,11 @@ impl DrawView {
                 }
             });
         });
+        if dragged != egui::Vec2::ZERO {
+            self.drag_by(dragged);
+        }
+        let Some(shown) = &self.shown else { return };
+        let p = &shown.reading.probabilities;
         egui::Grid::new("draw_top10").num_columns(2).show(ui, |ui| {
             let mut order: Vec<usize> = (0..p.len()).collect();
             order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
@@ -514,16 +542,22 @@ impl DrawView {
     fn maps_ui(&mut self, ui: &mut egui::Ui) {
         let Some(shown) = &self.shown else { return };
         ui.label("Feature maps (tanh outputs, blue -1 to red +1):");
-        ui.horizontal_wrapped(|ui| {
-            for (name, [w, h], texture) in &shown.maps {
+        egui::Grid::new("draw_maps").num_columns(2).spacing([24.0, 8.0]).show(ui, |ui| {
+            for (i, ((name, [w, h], texture), layer)) in shown.maps.iter().zip(&shown.reading.maps).enumerate() {
                 ui.vertical(|ui| {
                     ui.label(name);
-                    // Small maps drawn larger, so each layer takes about the same room.
-                    let zoom = (220.0 / *w as f32).clamp(1.0, 8.0);
+                    // Each channel about as large whatever its resolution: 42 points for the
+                    // 6 maps of C1 and S2, 30 for the 16 of C3 and S4.
+                    let [channels, side, _] = layer.shape;
+                    let tile = if channels <= 8 { 42.0 } else { 30.0 };
+                    let zoom = tile / side.max(1) as f32;
                     ui.add(
                         egui::Image::from_texture(texture).fit_to_exact_size(egui::vec2(*w as f32, *h as f32) * zoom),
                     );
                 });
+                if i % 2 == 1 {
+                    ui.end_row();
+                }
             }
         });
     }
@@ -647,6 +681,20 @@ impl DrawView {
         };
         let image = egui::Image::from_texture(&texture).fit_to_exact_size(egui::vec2(28.0, 28.0));
         ui.add(egui::Button::image_and_text(image, text)).on_hover_text(hover).clicked()
+    }
+
+    /// Moves the digit by a drag on the input, whole pixels at a time as the sliders do.
+    fn drag_by(&mut self, delta: egui::Vec2) {
+        self.drag_rest += delta;
+        let step = self.drag_rest.round();
+        if step == egui::Vec2::ZERO {
+            return;
+        }
+        self.drag_rest -= step;
+        let t = &mut self.transform;
+        t.shift = [(t.shift[0] + step.x).clamp(-14.0, 14.0), (t.shift[1] + step.y).clamp(-14.0, 14.0)];
+        self.animate = false;
+        self.changed();
     }
 
     /// Puts a held-out digit on the pad.

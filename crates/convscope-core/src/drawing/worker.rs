@@ -392,8 +392,10 @@ impl Pad {
                 self.swept = None;
                 let origin = match weights {
                     WeightsChoice::File(path) => path.display().to_string(),
-                    WeightsChoice::Installed { .. } => engine::installed_weights(spec.id)
-                        .map_or_else(|| "random weights (none installed)".into(), |p| p.display().to_string()),
+                    WeightsChoice::Installed { .. } => engine::installed_weights(spec.id).map_or_else(
+                        || "random weights (none installed)".into(),
+                        |p| format!("installed, {}", p.file_name().unwrap_or_default().to_string_lossy()),
+                    ),
                     WeightsChoice::Random { seed } => format!("random weights, seed {seed}"),
                 };
                 Ok(DigitReply::Loaded { origin })
