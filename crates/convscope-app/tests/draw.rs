@@ -89,6 +89,18 @@ fn strokes_drawn_on_the_pad_read_as_digits_and_clear_and_undo_work() {
     let shapes: Vec<_> = reading.maps.iter().map(|m| (m.label, m.shape)).collect();
     assert_eq!(shapes, vec![("C1", [6, 28, 28]), ("S2", [6, 14, 14]), ("C3", [16, 10, 10]), ("S4", [16, 5, 5])]);
 
+    // The eraser cuts the stroke where it passes, and only there.
+    let drawn = harness.state().draw().pixels();
+    assert_eq!(drawn[14 * 28 + 13], 255);
+    click(&mut harness, "Eraser");
+    stroke(&mut harness, &[[8.0, 14.0], [20.0, 14.0]]);
+    let erased = harness.state().draw().pixels();
+    assert_eq!(erased[14 * 28 + 13], 0);
+    assert_eq!(erased[6 * 28 + 13], drawn[6 * 28 + 13]);
+    click(&mut harness, "Pen");
+    click(&mut harness, "Undo");
+    assert_eq!(harness.state().draw().pixels(), drawn);
+
     click(&mut harness, "Clear");
     assert!(harness.state().draw().pixels().iter().all(|&p| p == 0), "Clear empties the pad");
     for part in seven() {
@@ -198,6 +210,23 @@ fn training_from_the_pad_reports_progress_and_finishes_with_new_weights() {
     assert_ne!(now, before, "the new weights read the 1 differently");
     assert!(after < 10);
     assert!(harness.query_by_label("Save weights…").is_some());
+
+    // A long run cancelled after its first batches: the pad keeps the weights it had.
+    harness.get_by_role_and_label(Role::SpinButton, "epochs").set_value_accesskit(30.0);
+    harness.run_steps(2);
+    click(&mut harness, "Train LeNet-5");
+    step_until(&mut harness, "the long run's progress", |app| {
+        app.draw().training().is_some_and(|t| !t.losses.is_empty())
+    });
+    click(&mut harness, "Cancel training");
+    step_until(&mut harness, "the run to stop", |app| !app.draw().is_training());
+    let training = harness.state().draw().training().unwrap();
+    assert!(training.cancelled && training.report.is_none());
+    assert!(training.held_out.is_empty(), "stopped within its first epoch");
+    stroke(&mut harness, &[[3.0, 3.0], [4.0, 3.0]]);
+    click(&mut harness, "Undo");
+    read(&mut harness);
+    assert_eq!(harness.state().draw().reading().unwrap().probabilities, now, "the same weights read the 1 alike");
 }
 
 /// The figure for the README: from a pointer event on the pad to the frame that paints the
