@@ -580,7 +580,7 @@ impl DrawView {
                 for class in 0..classes {
                     let points: Vec<[f64; 2]> =
                         sweep.iter().map(|(s, p)| [f64::from(*s), f64::from(p[class])]).collect();
-                    plot.line(egui_plot::Line::new(format!("P({class})"), points));
+                    plot.line(egui_plot::Line::new(format!("P({class})"), points).color(theme::digit_class(class)));
                 }
                 plot.vline(egui_plot::VLine::new("shift now", shift).color(theme::HIGHLIGHT));
             });
