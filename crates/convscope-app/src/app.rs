@@ -123,6 +123,7 @@ pub(crate) struct Runtime {
     /// How long the last images took to reach the screen.
     pub(crate) stopwatch: Stopwatch,
     pub(crate) latency_run: Option<Driver>,
+    pub(crate) draw: crate::draw::DrawView,
 }
 
 pub struct App {
@@ -173,6 +174,7 @@ impl App {
                 attribution: Default::default(),
                 stopwatch: Stopwatch::default(),
                 latency_run: start.latency_run.map(Driver::new),
+                draw: Default::default(),
             },
         };
         let known = |id: &Option<String>| id.as_deref().and_then(|id| zoo::all().into_iter().find(|s| s.id == id));
@@ -257,6 +259,11 @@ impl App {
         self.runtime.history.labelled()
     }
 
+    /// The drawing pad (LeNet live).
+    pub fn draw(&self) -> &crate::draw::DrawView {
+        &self.runtime.draw
+    }
+
     /// The last comparison of two networks.
     pub fn comparison(&self) -> Option<&convscope_core::compare::Comparison> {
         self.runtime.history.compare.shown.as_ref().map(|s| &s.comparison)
@@ -328,6 +335,7 @@ impl App {
             lab,
             attribution,
             stopwatch,
+            draw,
             ..
         } = runtime;
         let (mut maps_time, mut plot_time) = (Duration::ZERO, Duration::ZERO);
@@ -340,6 +348,7 @@ impl App {
             worker_stopped: worker.stopped(),
             message: message.as_ref(),
             notice: notice.as_deref(),
+            digits: arch.and_then(|id| specs.iter().find(|s| s.id == id)).is_some_and(crate::draw::takes_digits),
         };
         let gradients_were_shown = settings.show_gradients;
         egui::Panel::top("top_bar").show(ui, |ui| top_bar::top_bar_ui(ui, settings, &status, commands));
@@ -402,6 +411,7 @@ impl App {
                 let progress = worker.attribution_progress();
                 attribution.ui(ui, model, prediction.shown.as_ref(), layers.selected, pending, progress, commands);
             }
+            CentralView::Draw => draw.ui(ui),
         });
         stopwatch.view_times(maps_time, plot_time);
     }
@@ -443,6 +453,7 @@ impl eframe::App for App {
         }
         self.receive(&ctx);
         self.receive_lab(&ctx);
+        self.runtime.draw.receive(&ctx);
         let mut commands = Vec::new();
         if std::mem::take(&mut self.runtime.wants_gradients) {
             self.request_gradients();

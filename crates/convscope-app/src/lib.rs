@@ -19,6 +19,7 @@
 //! - `attribution`: where the network looks: attribution maps over the image.
 //! - `latency_run`: the window opening images by itself, for the latency benchmark.
 //! - `stopwatch`: from an image asked for to everything on screen, per stage.
+//! - `draw`: LeNet live: a digit drawn, moved and read by every layer as it is drawn.
 //! - `theme`: every colour.
 //!
 //! The model itself runs on the worker thread of `convscope_core::session`; libtorch never
@@ -34,6 +35,7 @@ mod attribution;
 mod clipboard;
 mod command;
 mod diagram;
+mod draw;
 mod export;
 mod gradients;
 mod history;
@@ -53,6 +55,7 @@ pub use app::{App, DEFAULT_ARCH, FALLBACK_ARCH, LoadedModel, Message, Start};
 pub use attribution::{AttributionCommand, AttributionView, LayerChoice};
 pub use clipboard::{PASTED_IMAGE, path_from_pasted_text};
 pub use command::{Command, Pasted};
+pub use draw::{DrawView, Training as DrawTraining};
 pub use history::Drawn as HistoryBubble;
 pub use latency_run::{LatencyReport, LatencyRun};
 pub use settings::{CentralView, DeviceChoice, HistorySettings, HistoryTab, Settings, ThemeChoice, XAxis};

