@@ -766,7 +766,7 @@ impl DrawView {
             }
             None if training_now => {
                 ui.horizontal(|ui| {
-                    ui.spinner();
+                    crate::theme::spinner(ui);
                     ui.label("reading the digits…");
                 });
             }
