@@ -151,7 +151,7 @@ fn report_from_json(value: &Value) -> Option<LatencyReport> {
         .collect::<Option<Vec<_>>>()?;
     Some(LatencyReport {
         arch: value["arch"].as_str()?.to_owned(),
-        threads: i32::try_from(value["threads"].as_i64()?).ok()?,
+        threads: usize::try_from(value["threads"].as_u64()?).ok()?,
         first_frame_ms: value["first_frame_ms"].as_f64(),
         rounds,
     })
@@ -172,7 +172,7 @@ impl SameWork {
     }
 }
 
-fn same_work(binary: &Path, arch: &str, threads: i32, rounds: usize, out: &Path) -> Result<[SameWork; 2], String> {
+fn same_work(binary: &Path, arch: &str, threads: usize, rounds: usize, out: &Path) -> Result<[SameWork; 2], String> {
     let status = Command::new(binary)
         .args(["bench", arch, "--modes", "top5,capture,gradients", "--threads", &threads.to_string()])
         .args(["--rounds", &rounds.to_string(), "--json"])
@@ -246,8 +246,12 @@ fn main() {
     let window = window(&binary, &arch, rounds, &scratch.path().join("window.json"));
     let threads = headless.threads;
     let same = same_work(&binary, &arch, threads, rounds, &scratch.path().join("bench.json"));
+    // The app leaves a core to the window; what the engine does with every core, for scale.
+    let all_cores = usize::try_from(tch::get_num_threads()).unwrap_or(threads);
+    let same_all_cores = (all_cores != threads)
+        .then(|| same_work(&binary, &arch, all_cores, rounds, &scratch.path().join("bench_all.json")));
 
-    println!("libtorch threads: {threads}");
+    println!("libtorch threads on the app's model worker: {threads} (the engine and PyTorch below run with as many)");
     let app_headless = print_app("app, headless", &headless);
     let app_window = match &window {
         Ok(report) => Some(print_app("app, window", report)),
@@ -277,6 +281,17 @@ fn main() {
             );
         }
         Err(e) => println!("engine and PyTorch: not measured: {e}"),
+    }
+    match same_all_cores {
+        Some(Ok([ours, theirs])) => println!(
+            "with {all_cores} threads: engine (CLI) total {:.1} ms, PyTorch {:.1} ms; everything on screen / this engine: headless {:.2}{}",
+            ours.total(),
+            theirs.total(),
+            app_headless / ours.total(),
+            app_window.map_or(String::new(), |w| format!(", window {:.2}", w / ours.total()))
+        ),
+        Some(Err(e)) => println!("with {all_cores} threads: not measured: {e}"),
+        None => {}
     }
     if let Ok(report) = &window {
         match report.first_frame_ms {

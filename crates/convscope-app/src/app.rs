@@ -123,6 +123,8 @@ pub(crate) struct Runtime {
     /// How long the last images took to reach the screen.
     pub(crate) stopwatch: Stopwatch,
     pub(crate) latency_run: Option<Driver>,
+    /// libtorch's threads on the model worker.
+    pub(crate) worker_threads: usize,
     pub(crate) draw: crate::draw::DrawView,
 }
 
@@ -136,7 +138,8 @@ impl App {
         let (mut settings, notice) =
             if start.ignore_storage { (Settings::default(), None) } else { Settings::from_storage(cc.storage) };
         let ctx = cc.egui_ctx.clone();
-        let worker = WorkerHandle::spawn(move || ctx.request_repaint())?;
+        let threads = worker_threads();
+        let worker = WorkerHandle::spawn_with_threads(threads, move || ctx.request_repaint())?;
         let cuda_available = tch::Cuda::is_available();
         let mut notice = notice;
         if !cuda_available && settings.device != DeviceChoice::Cpu {
@@ -174,6 +177,7 @@ impl App {
                 attribution: Default::default(),
                 stopwatch: Stopwatch::default(),
                 latency_run: start.latency_run.map(Driver::new),
+                worker_threads: threads.unwrap_or_else(|| usize::try_from(tch::get_num_threads()).unwrap_or(1)),
                 draw: Default::default(),
             },
         };
@@ -423,7 +427,7 @@ impl App {
         let arch = self.loaded_arch();
         let Some(driver) = &mut self.runtime.latency_run else { return Vec::new() };
         let had_report = driver.report.is_some();
-        match driver.frame(arch, idle, &self.runtime.stopwatch) {
+        match driver.frame(arch, idle, self.runtime.worker_threads, &self.runtime.stopwatch) {
             Ok(commands) => {
                 if !had_report && driver.report.is_some() && driver.writes_file() {
                     ctx.send_viewport_cmd(egui::ViewportCommand::Close);
@@ -437,6 +441,20 @@ impl App {
             }
         }
     }
+}
+
+/// libtorch's threads on the model worker: one core fewer than libtorch would take, so the
+/// window has one to draw on. OpenMP's threads wait for each other at every layer; when the
+/// window's frames (rasterised on the CPU under Xvfb or a remote desktop) take one of their
+/// cores, every layer waits for the descheduled thread. On this project's 2-core machine,
+/// under Xvfb, one thread brought an image's way to the screen from 470 ms to 230 ms
+/// (EfficientNet-Lite0, `make bench-latency`). An `OMP_NUM_THREADS` set by the user is kept.
+fn worker_threads() -> Option<usize> {
+    if std::env::var_os("OMP_NUM_THREADS").is_some() {
+        return None;
+    }
+    let all = usize::try_from(tch::get_num_threads()).unwrap_or(1);
+    (all > 1).then(|| all - 1)
 }
 
 /// The name of the image a comparison runs on.

@@ -27,8 +27,8 @@ pub struct LatencyRun {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LatencyReport {
     pub arch: String,
-    /// libtorch's intra-op threads in the window's worker.
-    pub threads: i32,
+    /// libtorch's intra-op threads on the window's model worker.
+    pub threads: usize,
     /// The process's age when the first frame was drawn.
     pub first_frame_ms: Option<f64>,
     pub rounds: Vec<Round>,
@@ -58,6 +58,7 @@ impl Driver {
         &mut self,
         arch: Option<&str>,
         idle: bool,
+        threads: usize,
         stopwatch: &Stopwatch,
     ) -> Result<Vec<Command>, String> {
         let Some(arch) = arch else { return Ok(Vec::new()) };
@@ -74,7 +75,7 @@ impl Driver {
         let rounds = finished[finished.len().saturating_sub(self.run.rounds)..].to_vec();
         let report = LatencyReport {
             arch: arch.to_owned(),
-            threads: tch::get_num_threads(),
+            threads,
             first_frame_ms: stopwatch.first_frame.map(|d| d.as_secs_f64() * 1e3),
             rounds,
         };

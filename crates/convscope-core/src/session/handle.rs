@@ -30,11 +30,20 @@ pub struct WorkerHandle {
 impl WorkerHandle {
     /// Starts the worker; `repaint` wakes the window when a reply lands.
     pub fn spawn(repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        Self::spawn_with_threads(None, repaint)
+    }
+
+    /// `spawn`, with libtorch's intra-op threads on the worker set to `threads` (`None`:
+    /// libtorch's default, one per physical core).
+    pub fn spawn_with_threads(threads: Option<usize>, repaint: impl Fn() + Send + 'static) -> std::io::Result<Self> {
         let (request_tx, request_rx) = sync_channel(REQUEST_CAPACITY);
         let (reply_tx, reply_rx) = sync_channel(REPLY_CAPACITY);
         let worker = Worker::default();
         let attribution = Arc::clone(&worker.attribution);
         std::thread::Builder::new().name("convscope-model".into()).spawn(move || {
+            if let Some(threads) = threads {
+                tch::set_num_threads(i32::try_from(threads.max(1)).unwrap_or(1));
+            }
             worker.run(&request_rx, &reply_tx, &repaint);
         })?;
         Ok(Self {
