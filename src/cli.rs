@@ -111,6 +111,9 @@ pub enum Command {
     /// Where in the image the network found its answer: Grad-CAM and its kin at any layer,
     /// Saliency, Guided Backprop, Integrated Gradients, SmoothGrad, Occlusion (captum's definitions).
     Explain(crate::explain::ExplainArgs),
+    /// What a channel looks for: the image that maximises its mean activation (Lucid's recipe,
+    /// running only the graph up to the node).
+    Visualize(crate::visualize::VisualizeArgs),
     /// Per-node gradient norms in execution order.
     Gradients {
         arch: String,
@@ -197,6 +200,7 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Lab(args) => crate::lab::run(&args),
         Command::Explain(args) => crate::explain::run(&args),
+        Command::Visualize(args) => crate::visualize::run(&args),
         Command::Weights(command) => weights(command),
         Command::Bench(args) => crate::bench::run(&args),
     }
