@@ -115,6 +115,7 @@ pub(crate) struct Runtime {
     pub(crate) diagram_export: Option<DiagramExport>,
     pub(crate) lab: lab::LabView,
     pub(crate) attribution: crate::attribution::AttributionView,
+    pub(crate) featvis: crate::featvis::FeatvisView,
 }
 
 pub struct App {
@@ -163,6 +164,7 @@ impl App {
                 diagram_export: None,
                 lab: lab::LabView::default(),
                 attribution: Default::default(),
+                featvis: Default::default(),
             },
         };
         let known = |id: &Option<String>| id.as_deref().and_then(|id| zoo::all().into_iter().find(|s| s.id == id));
@@ -307,6 +309,7 @@ impl App {
             image,
             lab,
             attribution,
+            featvis,
             ..
         } = runtime;
         let model = model.as_ref();
@@ -354,6 +357,13 @@ impl App {
         diagram.forget_canvas();
         egui::CentralPanel::default().show(ui, |ui| match settings.central {
             CentralView::FeatureMaps => {
+                if let (Some(channel), Some(loaded)) = (layers.enlarged, model) {
+                    let pending = worker.is_pending(RequestKind::FeatureVis);
+                    let progress = worker.featvis_progress();
+                    egui::Panel::right("featvis").resizable(true).default_size(280.0).show(ui, |ui| {
+                        featvis.ui(ui, loaded, layers.selected, channel, pending, progress, commands);
+                    });
+                }
                 let Settings { per_channel, channel_limit, retention, .. } = settings;
                 let maps = layers::MapSettings { per_channel, channel_limit, retention: *retention };
                 let pending = worker.is_pending(RequestKind::Activation);
@@ -409,6 +419,7 @@ impl eframe::App for App {
 
         self.apply(commands);
         self.attribution_frame();
+        self.featvis_frame();
         self.diagram_export_frame(&ctx);
         if self.busy() {
             // Replies also wake the window; this keeps the spinner turning meanwhile.

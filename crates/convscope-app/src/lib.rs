@@ -17,6 +17,8 @@
 //! - `history`: accuracy against cost, the seed's calculations, two networks side by side.
 //! - `lab`: plain and residual networks trained side by side on their own thread, live.
 //! - `attribution`: where the network looks: attribution maps over the image.
+//! - `featvis`: what a channel looks for: beside an enlarged feature map, the image that
+//!   maximises it, optimised on the worker with a live preview.
 //! - `theme`: every colour.
 //!
 //! The model itself runs on the worker thread of `convscope_core::session`; libtorch never
@@ -33,6 +35,7 @@ mod clipboard;
 mod command;
 mod diagram;
 mod export;
+mod featvis;
 mod gradients;
 mod history;
 mod input;
@@ -49,6 +52,7 @@ pub use app::{App, DEFAULT_ARCH, FALLBACK_ARCH, LoadedModel, Message, Start};
 pub use attribution::{AttributionCommand, AttributionView, LayerChoice};
 pub use clipboard::{PASTED_IMAGE, path_from_pasted_text};
 pub use command::{Command, Pasted};
+pub use featvis::{FeatvisCommand, FeatvisView};
 pub use history::Drawn as HistoryBubble;
 pub use settings::{CentralView, DeviceChoice, HistorySettings, HistoryTab, Settings, ThemeChoice, XAxis};
 

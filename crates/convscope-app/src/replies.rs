@@ -33,6 +33,10 @@ impl App {
                 self.runtime.attribution.failed(error.message);
                 return;
             }
+            Err(error) if reply.kind == RequestKind::FeatureVis => {
+                self.runtime.featvis.failed(error.message);
+                return;
+            }
             Err(error) => {
                 let text = match (reply.kind, error.image) {
                     (RequestKind::Classify, Some(image)) => format!("Could not use {image}: {}", error.message),
@@ -147,6 +151,10 @@ impl App {
                 if attributed.arch == model.spec.id {
                     rt.attribution.receive(*attributed);
                 }
+            }
+            Payload::Visualized(visualized) => {
+                let rt = &mut self.runtime;
+                rt.featvis.receive(rt.model.as_ref(), *visualized);
             }
             Payload::Activation(data) => {
                 let rt = &mut self.runtime;

@@ -67,6 +67,10 @@ pub enum Request {
     Attribution { disabled: Vec<NodeId>, settings: attribution::Settings },
     /// One node's output from the last run.
     Activation { node: NodeId },
+    /// What a channel of `node` looks for (`featvis::visualize`), with progress and a preview
+    /// in `WorkerHandle::featvis_progress`; it yields as an attribution does and stops at
+    /// `WorkerHandle::cancel_featvis`.
+    FeatureVis { node: NodeId, channel: i64, settings: crate::featvis::Settings },
     /// Runs one image through two architectures (installed weights, else random) and sets
     /// them side by side (`compare`).
     Compare { specs: Box<[ArchSpec; 2]>, image: ImageInput, device: Device },
@@ -136,6 +140,7 @@ pub enum RequestKind {
     Gradients,
     Attribution,
     Activation,
+    FeatureVis,
     Compare,
     /// A measurement and its cancellation: the newest of the two wins.
     Measure,
@@ -150,6 +155,7 @@ impl Request {
             Request::Gradients { .. } => RequestKind::Gradients,
             Request::Attribution { .. } => RequestKind::Attribution,
             Request::Activation { .. } => RequestKind::Activation,
+            Request::FeatureVis { .. } => RequestKind::FeatureVis,
             Request::Compare { .. } => RequestKind::Compare,
             Request::Measure(_) | Request::CancelMeasure => RequestKind::Measure,
         }
@@ -261,6 +267,7 @@ pub enum Payload {
     Gradients(Box<GradientFlow>),
     Attributed(Box<Attributed>),
     Activation(Box<ActivationData>),
+    Visualized(Box<super::Visualized>),
     Compared(Box<Comparison>),
     Measured(Box<MeasureProgress>),
 }

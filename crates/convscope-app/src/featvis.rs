@@ -1,0 +1,269 @@
+//! "What does this channel look for?": beside an enlarged feature map, the image that
+//! maximises the channel's mean activation (`convscope_core::featvis`), computed on the
+//! worker with a live preview, cancellable, kept per network, weights, node, channel and
+//! settings, and saved as a PNG.
+
+use std::collections::HashMap;
+
+use convscope_core::featvis::{Objective, Settings};
+use convscope_core::graph::NodeId;
+use convscope_core::session::{FeatvisProgress, Preview, Request, RequestKind, Visualized};
+
+use crate::app::{App, LoadedModel, Message};
+use crate::command::Command;
+
+/// What names a result: the network, its weights, the node, the channel and the settings.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub arch: &'static str,
+    pub origin: String,
+    pub node: NodeId,
+    pub channel: i64,
+    /// The settings written out (they hold floats, which do not hash).
+    pub settings: String,
+}
+
+impl Key {
+    fn new(model: &LoadedModel, node: NodeId, channel: i64, settings: &Settings) -> Self {
+        Self { arch: model.spec.id, origin: model.origin.clone(), node, channel, settings: format!("{settings:?}") }
+    }
+}
+
+/// A finished result and its texture, made on first show.
+pub struct Shown {
+    pub visualized: Visualized,
+    texture: Option<egui::TextureHandle>,
+}
+
+#[derive(Clone, Debug)]
+pub enum FeatvisCommand {
+    /// Visualise this channel of this node with the view's settings.
+    Start {
+        node: NodeId,
+        channel: i64,
+    },
+    Cancel,
+    /// Save the shown result as a PNG through a file dialog.
+    Export,
+}
+
+pub struct FeatvisView {
+    pub settings: Settings,
+    pub cache: HashMap<Key, Shown>,
+    /// What the user asked for and has not got yet: asked again if the worker set it aside
+    /// for other work.
+    pub wanted: Option<(Key, Settings)>,
+    pub error: Option<(Key, String)>,
+    /// The live preview's texture and the (request, step) it shows.
+    preview: Option<((u64, usize), egui::TextureHandle)>,
+}
+
+impl Default for FeatvisView {
+    fn default() -> Self {
+        // Previews often enough to watch the picture form, rarely enough not to slow it.
+        Self {
+            settings: Settings { preview_every: 8, ..Settings::default() },
+            cache: HashMap::new(),
+            wanted: None,
+            error: None,
+            preview: None,
+        }
+    }
+}
+
+fn texture(ctx: &egui::Context, name: &str, preview: &Preview) -> egui::TextureHandle {
+    let image = egui::ColorImage::from_rgb(preview.size, &preview.rgb);
+    ctx.load_texture(name, image, egui::TextureOptions::LINEAR)
+}
+
+fn image_ui(ui: &mut egui::Ui, texture: &egui::TextureHandle, alt: String) {
+    let size = texture.size_vec2();
+    let width = ui.available_width().min(256.0 * size.x / size.y.max(1.0));
+    ui.add(
+        egui::Image::from_texture(texture)
+            .fit_to_exact_size(egui::vec2(width, width * size.y / size.x.max(1.0)))
+            .alt_text(alt),
+    );
+}
+
+impl FeatvisView {
+    pub fn receive(&mut self, model: Option<&LoadedModel>, visualized: Visualized) {
+        let Some(model) = model.filter(|m| m.spec.id == visualized.arch && m.origin == visualized.origin) else {
+            return;
+        };
+        let key = Key::new(model, visualized.node, visualized.channel, &visualized.settings);
+        if self.wanted.as_ref().is_some_and(|(k, _)| *k == key) {
+            self.wanted = None;
+        }
+        self.preview = None;
+        self.cache.insert(key, Shown { visualized, texture: None });
+    }
+
+    pub fn failed(&mut self, message: String) {
+        if let Some((key, _)) = self.wanted.take() {
+            self.error = Some((key, message));
+        }
+    }
+
+    /// The panel beside the enlarged channel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: &LoadedModel,
+        node: NodeId,
+        channel: usize,
+        pending: bool,
+        progress: Option<FeatvisProgress>,
+        commands: &mut Vec<Command>,
+    ) {
+        let channel = channel as i64;
+        ui.strong(format!("What channel {channel} looks for"));
+        ui.horizontal_wrapped(|ui| {
+            let label = ui.label("steps");
+            ui.add(egui::DragValue::new(&mut self.settings.steps).range(8..=2048)).labelled_by(label.id);
+            let label = ui.label("size");
+            ui.add(egui::DragValue::new(&mut self.settings.size).range(32..=512)).labelled_by(label.id);
+            let label = ui.label("seed");
+            ui.add(egui::DragValue::new(&mut self.settings.seed)).labelled_by(label.id);
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.radio_value(&mut self.settings.objective, Objective::Maximise, "positive")
+                .on_hover_text("The image that excites the channel most");
+            ui.radio_value(&mut self.settings.objective, Objective::Minimise, "negative")
+                .on_hover_text("The image that drives it lowest");
+            ui.radio_value(&mut self.settings.objective, Objective::Diversity, "diversity")
+                .on_hover_text("Four images kept apart by Lucid's diversity term");
+        });
+        let key = Key::new(model, node, channel, &self.settings);
+        let running = pending && self.wanted.as_ref().is_some_and(|(k, _)| *k == key);
+        ui.horizontal(|ui| {
+            if running {
+                if ui.button("Stop").on_hover_text("Stop the optimisation").clicked() {
+                    commands.push(Command::Featvis(FeatvisCommand::Cancel));
+                }
+            } else if !self.cache.contains_key(&key)
+                && ui
+                    .button("Visualise")
+                    .on_hover_text("Optimise an image to maximise this channel's mean activation (Lucid's recipe)")
+                    .clicked()
+            {
+                commands.push(Command::Featvis(FeatvisCommand::Start { node, channel }));
+            }
+            if self.cache.contains_key(&key)
+                && ui.button("Save PNG…").on_hover_text("Save the image as a PNG").clicked()
+            {
+                commands.push(Command::Featvis(FeatvisCommand::Export));
+            }
+        });
+        if let Some((failed, message)) = &self.error
+            && *failed == key
+        {
+            ui.colored_label(ui.visuals().error_fg_color, message);
+        }
+        if let Some(shown) = self.cache.get_mut(&key) {
+            let v = &shown.visualized;
+            let texture = shown
+                .texture
+                .get_or_insert_with(|| texture(ui.ctx(), &format!("featvis-{}-{}", v.node, v.channel), &v.image));
+            image_ui(ui, texture, format!("what channel {channel} looks for"));
+            let activations: Vec<String> = v.activations.iter().map(|a| format!("{a:.3}")).collect();
+            ui.label(format!("mean activation {}", activations.join(", ")));
+            ui.weak(format!("{} steps in {:.1} s", v.settings.steps, v.compute_ms / 1e3));
+        } else if running {
+            match progress {
+                Some(p) => {
+                    ui.add(
+                        egui::ProgressBar::new(p.step as f32 / p.steps.max(1) as f32)
+                            .text(format!("step {}/{}, activation {:.3}", p.step, p.steps, p.activation)),
+                    );
+                    if let Some(image) = &p.preview {
+                        let stamp = (p.seq, p.step - p.step % self.settings.preview_every.max(1));
+                        if self.preview.as_ref().is_none_or(|(s, _)| *s != stamp) {
+                            self.preview = Some((stamp, texture(ui.ctx(), "featvis-preview", image)));
+                        }
+                    }
+                    if let Some((_, texture)) = &self.preview {
+                        image_ui(ui, texture, format!("channel {channel}, in progress"));
+                    }
+                }
+                None => {
+                    ui.spinner();
+                }
+            }
+        }
+    }
+}
+
+impl App {
+    /// Asks again for what the user wants if the worker set it aside (a new image or an
+    /// attribution came first) and it has not come back.
+    pub(crate) fn featvis_frame(&mut self) {
+        let rt = &mut self.runtime;
+        let Some((key, settings)) = rt.featvis.wanted.clone() else { return };
+        let Some(model) = &rt.model else { return };
+        if model.spec.id != key.arch || model.origin != key.origin || rt.featvis.cache.contains_key(&key) {
+            rt.featvis.wanted = None;
+            return;
+        }
+        if !rt.worker.is_pending(RequestKind::FeatureVis) {
+            rt.worker.send(Request::FeatureVis { node: key.node, channel: key.channel, settings });
+        }
+    }
+
+    pub(crate) fn apply_featvis(&mut self, command: FeatvisCommand) {
+        let rt = &mut self.runtime;
+        match command {
+            FeatvisCommand::Start { node, channel } => {
+                let Some(model) = &rt.model else { return };
+                let settings = rt.featvis.settings.clone();
+                let key = Key::new(model, node, channel, &settings);
+                rt.featvis.error = None;
+                rt.featvis.preview = None;
+                rt.featvis.wanted = Some((key, settings.clone()));
+                rt.worker.send(Request::FeatureVis { node, channel, settings });
+            }
+            FeatvisCommand::Cancel => {
+                rt.featvis.wanted = None;
+                rt.worker.cancel_featvis();
+            }
+            FeatvisCommand::Export => {
+                let Some(shown) = self.featvis_shown() else { return };
+                let v = &shown.visualized;
+                let name = format!("{}_node{}_c{}_{}.png", v.arch, v.node, v.channel, v.settings.objective.id());
+                // rfd returns at once with None where no desktop portal runs.
+                let Some(path) = rfd::FileDialog::new().set_file_name(name).add_filter("PNG", &["png"]).save_file()
+                else {
+                    return;
+                };
+                self.runtime.message = Some(match self.save_featvis(&path) {
+                    Ok(text) => Message { text, is_error: false },
+                    Err(text) => Message { text, is_error: true },
+                });
+            }
+        }
+    }
+
+    /// The result for the enlarged channel with the view's settings, if there is one.
+    pub fn featvis_shown(&self) -> Option<&Shown> {
+        let rt = &self.runtime;
+        let model = rt.model.as_ref()?;
+        let channel = rt.layers.enlarged? as i64;
+        rt.featvis.cache.get(&Key::new(model, rt.layers.selected, channel, &rt.featvis.settings))
+    }
+
+    /// Writes the shown result to `path` as a PNG.
+    pub fn save_featvis(&self, path: &std::path::Path) -> Result<String, String> {
+        let shown = self.featvis_shown().ok_or("no visualisation is shown")?;
+        let image = &shown.visualized.image;
+        let rgb = image::RgbImage::from_raw(image.size[0] as u32, image.size[1] as u32, image.rgb.clone())
+            .ok_or("the image's size does not match its pixels")?;
+        rgb.save(path).map_err(|e| format!("Could not save {}: {e}", path.display()))?;
+        Ok(format!("Saved {}", path.display()))
+    }
+
+    /// The feature-visualisation panel's state, for tests and the shell.
+    pub fn featvis_view_mut(&mut self) -> &mut FeatvisView {
+        &mut self.runtime.featvis
+    }
+}
