@@ -77,3 +77,34 @@ fn bad_requests_are_one_line_errors() {
     fails_with(&["conv2", "--out", &out], "--channel");
     fails_with(&["conv2", "--channel", "0", "--steps", "0", "--out", &out], "steps");
 }
+
+#[test]
+fn top_examples_rank_a_folder_and_write_a_strip_of_crops() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().display().to_string();
+    let digits = manifest_dir().join("assets/digits").display().to_string();
+    let args = ["top-examples", "lenet5", "conv1", "--channel", "1,4", "--images", &digits, "--k", "3"];
+    let mut all = args.to_vec();
+    all.extend_from_slice(&["--random", "--out", &out, "--json"]);
+    let output = run_ok(&all);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(json["images"], 10);
+    for row in json["channels"].as_array().unwrap() {
+        let values: Vec<f64> =
+            row["examples"].as_array().unwrap().iter().map(|e| e["value"].as_f64().unwrap()).collect();
+        assert_eq!(values.len(), 3);
+        assert!(values.windows(2).all(|w| w[0] >= w[1]), "ranked: {values:?}");
+        let strip = image::open(row["file"].as_str().unwrap()).unwrap();
+        assert_eq!((strip.width(), strip.height()), (3 * 96 + 4, 96));
+        // conv1's 5-pixel field, cut by no edge or by one.
+        let crop: Vec<i64> =
+            row["examples"][0]["crop"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        assert!(crop[2] - crop[0] < 5 && crop[3] - crop[1] < 5, "{crop:?}");
+    }
+    let output = convscope()
+        .args(["top-examples", "lenet5", "fc1", "--channel", "0", "--images", &digits, "--random", "--out", &out])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success() && stderr.contains("flat"), "{stderr}");
+}

@@ -16,9 +16,14 @@
 //! `visualize` optimises a batch: one image per channel (a layer's channels together), or
 //! four images of one channel kept apart by Lucid's diversity term. It reports each step and
 //! a preview every few, and asks before every step whether to stop.
+//!
+//! The other half of what a channel does: `examples::top_examples`, the images of a set on
+//! which it peaks highest, with the input pixels its peak sees (`receptive`).
 
 pub mod adam;
+pub mod examples;
 pub mod param;
+pub mod receptive;
 pub mod transform;
 
 use std::time::Instant;
@@ -32,9 +37,10 @@ use crate::executor::{Model, RunOptions, seeded};
 use crate::graph::{Graph, NodeId};
 use crate::preprocess::Preprocess;
 
+use crate::train::SplitMix64;
 use adam::Adam;
 use param::FftImage;
-use transform::{Draws, SplitMix64};
+use transform::Draws;
 
 /// How many images a diversity run optimises together (Lucid's notebooks use four).
 pub const DIVERSITY_BATCH: i64 = 4;
@@ -333,7 +339,7 @@ pub fn visualize(
         .context(|| "the spectrum as a leaf".into())?;
     let mut adam = Adam::new(&spectrum, settings.lr)?;
     // Another stream than libtorch's, seeded from the same number.
-    let mut rng = SplitMix64::new(settings.seed);
+    let mut rng = SplitMix64::new(settings.seed as u64);
     let mut curve = Vec::with_capacity(settings.steps);
     for step in 1..=settings.steps {
         if (control.interrupt)() {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Tensor};
 
 use crate::error::{Result, TorchContext};
+use crate::train::SplitMix64;
 
 /// Lucent's scales: `1 + (i − 5)/50` for i in 0..11.
 pub fn scales() -> [f64; 11] {
@@ -40,29 +41,6 @@ impl Draws {
         let angle = angles[below(angles.len())];
         let jitter4 = (below(4) as i64, below(4) as i64);
         Draws { jitter8, scale, angle, jitter4 }
-    }
-}
-
-/// A small seeded generator for the transforms' draws (libtorch's generator is for tensors,
-/// and shared by the whole process: `executor::seeded`).
-pub struct SplitMix64(u64);
-
-impl SplitMix64 {
-    pub fn new(seed: i64) -> Self {
-        Self(seed as u64)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in 0..n (n small: the modulo bias is below 2⁻⁵⁸).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
     }
 }
 
