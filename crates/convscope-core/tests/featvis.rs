@@ -124,7 +124,12 @@ fn three_adam_steps_on_lite0_equal_lucents() {
     let pipeline = Pipeline::new(&model, &spec.preprocess, node, vec![channel]).unwrap();
     let fft = FftImage::new(1, 3, size, size, Device::Cpu).unwrap();
     let mut spectrum = t["param0"].copy().set_requires_grad(true);
-    let settings = Settings::default();
+    // PyTorch's own kernels, as Lucent's; the channels-last step is compared below.
+    let settings = Settings { channels_last: false, ..Settings::default() };
+    let mut fast = t["param0"].copy().set_requires_grad(true);
+    let fast_settings = Settings::default();
+    assert!(fast_settings.channels_last);
+    let mut fast_adam = Adam::new(&fast, settings.lr).unwrap();
     let mut adam = Adam::new(&spectrum, settings.lr).unwrap();
     let pair = |v: &serde_json::Value| (v[0].as_i64().unwrap(), v[1].as_i64().unwrap());
     for (step, d) in meta["adam_draws"].as_array().unwrap().iter().enumerate() {
@@ -148,6 +153,10 @@ fn three_adam_steps_on_lite0_equal_lucents() {
         let moved = max_difference(theirs, &before);
         assert!(moved > 0.01, "step {k}: Lucent's parameter moved by {moved} only");
         assert_within(&format!("parameter after step {k}"), &spectrum.detach(), theirs, TOLERANCE);
+        let fast_activation =
+            featvis::adam_step(&pipeline, &fft, &mut fast, &mut fast_adam, &draws, &fast_settings).unwrap();
+        assert!((fast_activation - activation).abs() <= 1e-4 * activation.abs(), "step {k}: channels-last activation");
+        assert_within(&format!("channels-last parameter after step {k}"), &fast.detach(), theirs, TOLERANCE);
     }
 }
 
