@@ -1,6 +1,6 @@
 //! `convscope visualize`: what a channel looks for (`convscope_core::featvis`): the image that
-//! maximises (or minimises) its mean activation, one PNG per channel, and with `--all` every
-//! channel of the node, optimised in batches, and a grid of them.
+//! maximises (or minimises) its mean activation, one PNG per channel, and with several
+//! channels (or `--all`, every channel of the node, optimised in batches) a grid of them.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -153,16 +153,21 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
                 }));
             }
         }
-        if args.all {
+        if channels.len() > 1 {
             all_images.push(run.images);
         }
     }
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    let grid_path = if args.all {
+    let grid_path = if channels.len() > 1 {
         let images = tch::Tensor::f_cat(&all_images, 0).context("joining the images")?;
         let columns = (channels.len() as f64).sqrt().ceil() as usize;
-        let path = args.out.join(format!("{stem}_all{suffix}.png"));
+        let name = if args.all {
+            "all".to_owned()
+        } else {
+            format!("c{}", args.channel.iter().map(i64::to_string).collect::<Vec<_>>().join("-"))
+        };
+        let path = args.out.join(format!("{stem}_{name}{suffix}.png"));
         featvis::grid(&images, columns, 2)?.save(&path).with_context(|| format!("writing {}", path.display()))?;
         Some(path)
     } else {

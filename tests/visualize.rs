@@ -38,6 +38,9 @@ fn channels_become_pngs_and_the_seed_decides_the_picture() {
     assert!(files[0].ends_with("conv2_c3.png") && files[1].ends_with("conv2_c7.png"), "{files:?}");
     let png = |path: &str| image::open(path).unwrap().to_rgb8();
     assert_eq!(png(&files[0]).dimensions(), (24, 24));
+    let grid = png(first["grid"].as_str().unwrap());
+    assert!(first["grid"].as_str().unwrap().ends_with("conv2_c3-7.png"));
+    assert_eq!(grid.dimensions(), (2 * 24 + 2, 24), "two tiles side by side");
 
     let again = visualize_json(&["conv2", "--channel", "3,7", "--out", &out("b")]);
     let again_file = again["channels"][0]["file"].as_str().unwrap();
