@@ -1,7 +1,8 @@
 //! "What does this channel look for?": beside an enlarged feature map, the image that
-//! maximises the channel's mean activation (`convscope_core::featvis`), computed on the
-//! worker with a live preview, cancellable, kept per network, weights, node, channel and
-//! settings, and saved as a PNG.
+//! maximises the channel's mean activation (`convscope_core::featvis`), or the images of
+//! `LAYER_BATCH` channels from it optimised together, computed on the worker with a live
+//! preview, cancellable, kept per network, weights, node, channels and settings, and saved as
+//! a PNG.
 
 use std::collections::HashMap;
 
@@ -12,20 +13,23 @@ use convscope_core::session::{FeatvisProgress, Preview, Request, RequestKind, Vi
 use crate::app::{App, LoadedModel, Message};
 use crate::command::Command;
 
-/// What names a result: the network, its weights, the node, the channel and the settings.
+/// Channels visualised together when the panel asks for the layer.
+pub const LAYER_BATCH: i64 = 16;
+
+/// What names a result: the network, its weights, the node, the channels and the settings.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Key {
     pub arch: &'static str,
     pub origin: String,
     pub node: NodeId,
-    pub channel: i64,
+    pub channels: Vec<i64>,
     /// The settings written out (they hold floats, which do not hash).
     pub settings: String,
 }
 
 impl Key {
-    fn new(model: &LoadedModel, node: NodeId, channel: i64, settings: &Settings) -> Self {
-        Self { arch: model.spec.id, origin: model.origin.clone(), node, channel, settings: format!("{settings:?}") }
+    fn new(model: &LoadedModel, node: NodeId, channels: Vec<i64>, settings: &Settings) -> Self {
+        Self { arch: model.spec.id, origin: model.origin.clone(), node, channels, settings: format!("{settings:?}") }
     }
 }
 
@@ -37,10 +41,10 @@ pub struct Shown {
 
 #[derive(Clone, Debug)]
 pub enum FeatvisCommand {
-    /// Visualise this channel of this node with the view's settings.
+    /// Visualise these channels of this node together with the view's settings.
     Start {
         node: NodeId,
-        channel: i64,
+        channels: Vec<i64>,
     },
     Cancel,
     /// Save the shown result as a PNG through a file dialog.
@@ -49,6 +53,8 @@ pub enum FeatvisCommand {
 
 pub struct FeatvisView {
     pub settings: Settings,
+    /// `LAYER_BATCH` channels from the enlarged one, rather than it alone.
+    pub layer: bool,
     pub cache: HashMap<Key, Shown>,
     /// What the user asked for and has not got yet: asked again if the worker set it aside
     /// for other work.
@@ -63,6 +69,7 @@ impl Default for FeatvisView {
         // Previews often enough to watch the picture form, rarely enough not to slow it.
         Self {
             settings: Settings { preview_every: 8, ..Settings::default() },
+            layer: false,
             cache: HashMap::new(),
             wanted: None,
             error: None,
@@ -91,7 +98,7 @@ impl FeatvisView {
         let Some(model) = model.filter(|m| m.spec.id == visualized.arch && m.origin == visualized.origin) else {
             return;
         };
-        let key = Key::new(model, visualized.node, visualized.channel, &visualized.settings);
+        let key = Key::new(model, visualized.node, visualized.channels.clone(), &visualized.settings);
         if self.wanted.as_ref().is_some_and(|(k, _)| *k == key) {
             self.wanted = None;
         }
@@ -119,6 +126,10 @@ impl FeatvisView {
     ) {
         let channel = channel as i64;
         ui.strong(format!("What channel {channel} looks for"));
+        if self.settings.objective != Objective::Diversity {
+            ui.checkbox(&mut self.layer, format!("{LAYER_BATCH} channels from here, together"))
+                .on_hover_text("A batch of channels optimised in one run, one image each, in a grid");
+        }
         ui.horizontal_wrapped(|ui| {
             let label = ui.label("steps");
             ui.add(egui::DragValue::new(&mut self.settings.steps).range(8..=2048)).labelled_by(label.id);
@@ -135,7 +146,8 @@ impl FeatvisView {
             ui.radio_value(&mut self.settings.objective, Objective::Diversity, "diversity")
                 .on_hover_text("Four images kept apart by Lucid's diversity term");
         });
-        let key = Key::new(model, node, channel, &self.settings);
+        let channels = self.channels(model, node, channel);
+        let key = Key::new(model, node, channels.clone(), &self.settings);
         let running = pending && self.wanted.as_ref().is_some_and(|(k, _)| *k == key);
         ui.horizontal(|ui| {
             if running {
@@ -148,7 +160,7 @@ impl FeatvisView {
                     .on_hover_text("Optimise an image to maximise this channel's mean activation (Lucid's recipe)")
                     .clicked()
             {
-                commands.push(Command::Featvis(FeatvisCommand::Start { node, channel }));
+                commands.push(Command::Featvis(FeatvisCommand::Start { node, channels }));
             }
             if self.cache.contains_key(&key)
                 && ui.button("Save PNG…").on_hover_text("Save the image as a PNG").clicked()
@@ -165,9 +177,13 @@ impl FeatvisView {
             let v = &shown.visualized;
             let texture = shown
                 .texture
-                .get_or_insert_with(|| texture(ui.ctx(), &format!("featvis-{}-{}", v.node, v.channel), &v.image));
+                .get_or_insert_with(|| texture(ui.ctx(), &format!("featvis-{}-{:?}", v.node, v.channels), &v.image));
             image_ui(ui, texture, format!("what channel {channel} looks for"));
             let activations: Vec<String> = v.activations.iter().map(|a| format!("{a:.3}")).collect();
+            if v.channels.len() > 1 {
+                let first = v.channels.first().copied().unwrap_or_default();
+                ui.weak(format!("channels {first}–{}, left to right, row by row", first + v.channels.len() as i64 - 1));
+            }
             ui.label(format!("mean activation {}", activations.join(", ")));
             ui.weak(format!("{} steps in {:.1} s", v.settings.steps, v.compute_ms / 1e3));
         } else if running {
@@ -195,6 +211,19 @@ impl FeatvisView {
     }
 }
 
+impl FeatvisView {
+    /// What the panel visualises from `channel`: it alone (also for diversity, four images of
+    /// it), or `LAYER_BATCH` channels from it, within the node's.
+    fn channels(&self, model: &LoadedModel, node: NodeId, channel: i64) -> Vec<i64> {
+        if !self.layer || self.settings.objective == Objective::Diversity {
+            return vec![channel];
+        }
+        let count = model.shapes.as_ref().and_then(|s| s.nodes.get(node)).and_then(|n| n.shape.first().copied());
+        let end = count.map_or(channel + 1, |c| (channel + LAYER_BATCH).min(c));
+        (channel..end).collect()
+    }
+}
+
 impl App {
     /// Asks again for what the user wants if the worker set it aside (a new image or an
     /// attribution came first) and it has not come back.
@@ -207,21 +236,21 @@ impl App {
             return;
         }
         if !rt.worker.is_pending(RequestKind::FeatureVis) {
-            rt.worker.send(Request::FeatureVis { node: key.node, channel: key.channel, settings });
+            rt.worker.send(Request::FeatureVis { node: key.node, channels: key.channels, settings });
         }
     }
 
     pub(crate) fn apply_featvis(&mut self, command: FeatvisCommand) {
         let rt = &mut self.runtime;
         match command {
-            FeatvisCommand::Start { node, channel } => {
+            FeatvisCommand::Start { node, channels } => {
                 let Some(model) = &rt.model else { return };
                 let settings = rt.featvis.settings.clone();
-                let key = Key::new(model, node, channel, &settings);
+                let key = Key::new(model, node, channels.clone(), &settings);
                 rt.featvis.error = None;
                 rt.featvis.preview = None;
                 rt.featvis.wanted = Some((key, settings.clone()));
-                rt.worker.send(Request::FeatureVis { node, channel, settings });
+                rt.worker.send(Request::FeatureVis { node, channels, settings });
             }
             FeatvisCommand::Cancel => {
                 rt.featvis.wanted = None;
@@ -230,7 +259,13 @@ impl App {
             FeatvisCommand::Export => {
                 let Some(shown) = self.featvis_shown() else { return };
                 let v = &shown.visualized;
-                let name = format!("{}_node{}_c{}_{}.png", v.arch, v.node, v.channel, v.settings.objective.id());
+                let first = v.channels.first().copied().unwrap_or_default();
+                let which = if v.channels.len() > 1 {
+                    format!("c{first}-{}", first + v.channels.len() as i64 - 1)
+                } else {
+                    format!("c{first}")
+                };
+                let name = format!("{}_node{}_{which}_{}.png", v.arch, v.node, v.settings.objective.id());
                 // rfd returns at once with None where no desktop portal runs.
                 let Some(path) = rfd::FileDialog::new().set_file_name(name).add_filter("PNG", &["png"]).save_file()
                 else {
@@ -244,12 +279,15 @@ impl App {
         }
     }
 
-    /// The result for the enlarged channel with the view's settings, if there is one.
+    /// The result for the enlarged channel (or the channels from it) with the view's settings,
+    /// if there is one.
     pub fn featvis_shown(&self) -> Option<&Shown> {
         let rt = &self.runtime;
         let model = rt.model.as_ref()?;
         let channel = rt.layers.enlarged? as i64;
-        rt.featvis.cache.get(&Key::new(model, rt.layers.selected, channel, &rt.featvis.settings))
+        let node = rt.layers.selected;
+        let channels = rt.featvis.channels(model, node, channel);
+        rt.featvis.cache.get(&Key::new(model, node, channels, &rt.featvis.settings))
     }
 
     /// Writes the shown result to `path` as a PNG.

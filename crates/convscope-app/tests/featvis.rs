@@ -65,7 +65,7 @@ fn a_channel_is_visualised_live_kept_stopped_and_saved() {
     assert!(saw_preview, "a live preview was shown while it ran");
     let shown = harness.state().featvis_shown().unwrap();
     let v = &shown.visualized;
-    assert_eq!((v.channel, v.settings.steps, v.image.size), (2, 48, [32, 32]));
+    assert_eq!((v.channels.as_slice(), v.settings.steps, v.image.size), (&[2][..], 48, [32, 32]));
     assert_eq!(v.activations.len(), 1);
     assert_eq!(v.curve.len(), 48);
     assert!(harness.query_by_label("what channel 2 looks for").is_some(), "the image is drawn");
@@ -109,4 +109,16 @@ fn a_channel_is_visualised_live_kept_stopped_and_saved() {
     harness.step();
     assert!(harness.state().featvis_shown().is_some());
     assert!(!harness.state().busy());
+
+    // The layer: conv1's channels from 2 on (it has six), together, in a grid.
+    harness.get_by_label("16 channels from here, together").click();
+    harness.step();
+    assert!(harness.state().featvis_shown().is_none(), "another request, not yet made");
+    harness.get_by_label("Visualise").click();
+    harness.step();
+    step_until(&mut harness, "the layer's images", |app| app.featvis_shown().is_some() && !app.busy());
+    let v = &harness.state().featvis_shown().unwrap().visualized;
+    assert_eq!(v.channels, [2, 3, 4, 5]);
+    assert_eq!(v.activations.len(), 4);
+    assert_eq!(v.image.size, [4 * 34 - 2, 32], "four 32-pixel images in a row, 2 pixels apart");
 }

@@ -52,7 +52,7 @@ fn settings(steps: usize) -> Settings {
 fn the_worker_answers_what_visualize_computes_with_progress() {
     let mut worker = worker();
     let node = zoo::find("lenet5").unwrap().graph().node_id("conv2").unwrap();
-    worker.send(Request::FeatureVis { node, channel: 3, settings: settings(200) });
+    worker.send(Request::FeatureVis { node, channels: vec![3], settings: settings(200) });
     let mut seen: Vec<FeatvisProgress> = Vec::new();
     let mut answer: Option<Visualized> = None;
     wait_until(&mut worker, "a visualisation", |w, payloads| {
@@ -79,14 +79,14 @@ fn the_worker_answers_what_visualize_computes_with_progress() {
     let rgb = featvis::grid(&ours.images, 4, 2).unwrap();
     assert_eq!(answer.image.rgb, rgb.into_raw(), "the worker's image is visualize's");
     assert_eq!(answer.activations, ours.activations);
-    assert_eq!((answer.node, answer.channel, answer.settings.steps), (node, 3, 200));
+    assert_eq!((answer.node, answer.channels.as_slice(), answer.settings.steps), (node, &[3][..], 200));
 }
 
 #[test]
 fn cancelled_and_superseded_requests_go_unanswered() {
     let mut worker = worker();
     let node = zoo::find("lenet5").unwrap().graph().node_id("conv2").unwrap();
-    worker.send(Request::FeatureVis { node, channel: 1, settings: settings(100_000) });
+    worker.send(Request::FeatureVis { node, channels: vec![1], settings: settings(100_000) });
     wait_until(&mut worker, "the run to start", |w, _| w.featvis_progress().is_some());
     worker.cancel_featvis();
     let mut answered = 0;
@@ -97,20 +97,22 @@ fn cancelled_and_superseded_requests_go_unanswered() {
     assert_eq!(answered, 0, "a cancelled request has no answer");
 
     // Two in a row: the older yields to the newer, which alone is answered.
-    worker.send(Request::FeatureVis { node, channel: 1, settings: settings(100_000) });
-    worker.send(Request::FeatureVis { node, channel: 2, settings: settings(8) });
+    worker.send(Request::FeatureVis { node, channels: vec![1], settings: settings(100_000) });
+    // A layer's channels together, one image each.
+    worker.send(Request::FeatureVis { node, channels: vec![2, 5, 9, 11, 14], settings: settings(8) });
     let mut channels = Vec::new();
     wait_until(&mut worker, "the newer visualisation", |w, payloads| {
         channels.extend(payloads.into_iter().filter_map(|p| match p {
-            Payload::Visualized(v) => Some(v.channel),
+            Payload::Visualized(v) => Some((v.channels.clone(), v.image.size, v.activations.len())),
             _ => None,
         }));
         !w.is_pending(RequestKind::FeatureVis)
     });
-    assert_eq!(channels, [2], "only the newest request is answered");
+    // Five 32-pixel images in rows of four, 2 pixels apart.
+    assert_eq!(channels, [(vec![2, 5, 9, 11, 14], [4 * 34 - 2, 2 * 34 - 2], 5)], "only the newest request is answered");
 
     // A channel the node does not have is an error, not a panic.
-    worker.send(Request::FeatureVis { node, channel: 16, settings: settings(8) });
+    worker.send(Request::FeatureVis { node, channels: vec![16], settings: settings(8) });
     let start = Instant::now();
     loop {
         assert!(start.elapsed() < TIMEOUT);

@@ -20,9 +20,10 @@ pub struct Visualized {
     /// The weights, as `Model::origin` says them.
     pub origin: String,
     pub node: NodeId,
-    pub channel: i64,
+    /// One image each (a diversity run: one channel, four images).
+    pub channels: Vec<i64>,
     pub settings: featvis::Settings,
-    /// The image (a diversity run's four side by side).
+    /// The images in rows of four (one alone as it is).
     pub image: Preview,
     /// Per image, the channel's mean activation on it.
     pub activations: Vec<f64>,
@@ -76,13 +77,13 @@ fn preview_of(images: &tch::Tensor) -> Result<Preview, String> {
     Ok(Preview { size: [grid.width() as usize, grid.height() as usize], rgb: grid.into_raw() })
 }
 
-/// Visualises `channel` of `node`; `None` when `interrupt` stopped it.
+/// Visualises `channels` of `node` together; `None` when `interrupt` stopped it.
 pub(super) fn run(
     spec: &ArchSpec,
     model: &Model,
     shared: &FeatvisShared,
     seq: u64,
-    (node, channel): (NodeId, i64),
+    (node, channels): (NodeId, &[i64]),
     settings: &featvis::Settings,
     interrupt: &dyn Fn() -> bool,
 ) -> Result<Option<Visualized>, String> {
@@ -103,7 +104,7 @@ pub(super) fn run(
         }));
     };
     let mut control = Control { progress: &mut progress, interrupt };
-    let Some(run) = featvis::visualize(model, &spec.preprocess, node, &[channel], settings, &mut control)
+    let Some(run) = featvis::visualize(model, &spec.preprocess, node, channels, settings, &mut control)
         .map_err(|e| e.to_string())?
     else {
         return Ok(None);
@@ -112,7 +113,7 @@ pub(super) fn run(
         arch: spec.id,
         origin: model.origin().to_string(),
         node,
-        channel,
+        channels: channels.to_vec(),
         settings: settings.clone(),
         image: preview_of(&run.images)?,
         activations: run.activations,

@@ -67,10 +67,11 @@ pub enum Request {
     Attribution { disabled: Vec<NodeId>, settings: attribution::Settings },
     /// One node's output from the last run.
     Activation { node: NodeId },
-    /// What a channel of `node` looks for (`featvis::visualize`), with progress and a preview
+    /// What channels of `node` look for (`featvis::visualize`, one image each, together), with
+    /// progress and a preview
     /// in `WorkerHandle::featvis_progress`; it yields as an attribution does and stops at
     /// `WorkerHandle::cancel_featvis`.
-    FeatureVis { node: NodeId, channel: i64, settings: crate::featvis::Settings },
+    FeatureVis { node: NodeId, channels: Vec<i64>, settings: crate::featvis::Settings },
     /// Runs one image through two architectures (installed weights, else random) and sets
     /// them side by side (`compare`).
     Compare { specs: Box<[ArchSpec; 2]>, image: ImageInput, device: Device },

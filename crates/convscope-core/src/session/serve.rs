@@ -251,11 +251,11 @@ impl Worker {
                 }
             }
             Request::Activation { node } => Payload::Activation(Box::new(self.activation(node)?)),
-            Request::FeatureVis { node, channel, settings } => {
+            Request::FeatureVis { node, channels, settings } => {
                 let shared = Arc::clone(&self.featvis);
                 let interrupt = || shared.is_cancelled(seq) || inbox.should_yield(RequestKind::FeatureVis);
                 let (spec, model) = self.loaded().map_err(plain)?;
-                let outcome = super::featvis::run(spec, model, &shared, seq, (node, channel), &settings, &interrupt);
+                let outcome = super::featvis::run(spec, model, &shared, seq, (node, &channels), &settings, &interrupt);
                 self.featvis.set_progress(None);
                 match outcome.map_err(plain)? {
                     Some(visualized) => Payload::Visualized(Box::new(visualized)),
