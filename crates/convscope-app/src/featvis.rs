@@ -6,9 +6,10 @@
 
 use std::collections::HashMap;
 
+use convscope_core::featvis::examples::Source;
 use convscope_core::featvis::{Objective, Settings};
 use convscope_core::graph::NodeId;
-use convscope_core::session::{FeatvisProgress, Preview, Request, RequestKind, Visualized};
+use convscope_core::session::{FeatvisProgress, Preview, Request, RequestKind, TopExamplesFound, Visualized};
 
 use crate::app::{App, LoadedModel, Message};
 use crate::command::Command;
@@ -49,7 +50,34 @@ pub enum FeatvisCommand {
     Cancel,
     /// Save the shown result as a PNG through a file dialog.
     Export,
+    /// Find the top-activating examples of a channel among the bundled images (or the MNIST
+    /// digits), or in a folder picked through a dialog (`None`).
+    FindExamples {
+        node: NodeId,
+        channel: i64,
+        bundled: bool,
+    },
 }
+
+/// What names a search for examples: the network, its weights, the node, the channel and
+/// where the images come from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ExamplesKey {
+    pub arch: &'static str,
+    pub origin: String,
+    pub node: NodeId,
+    pub channel: i64,
+    pub source: Source,
+}
+
+/// A finished search and its strip's texture, made on first show.
+pub struct FoundExamples {
+    pub found: TopExamplesFound,
+    texture: Option<egui::TextureHandle>,
+}
+
+/// How many MNIST digits a digit network's search looks through.
+const BUNDLED_DIGITS: usize = 1000;
 
 pub struct FeatvisView {
     pub settings: Settings,
@@ -62,6 +90,14 @@ pub struct FeatvisView {
     pub error: Option<(Key, String)>,
     /// The live preview's texture and the (request, step) it shows.
     preview: Option<((u64, usize), egui::TextureHandle)>,
+    /// Searches for top-activating examples, kept; the one asked for; the last failure.
+    pub examples: HashMap<ExamplesKey, FoundExamples>,
+    pub examples_wanted: Option<ExamplesKey>,
+    pub examples_error: Option<String>,
+    /// The folder of the last search in one, offered again.
+    pub folder: Option<std::path::PathBuf>,
+    /// Where the images of the last search came from: the panel shows that source's.
+    pub source: Option<Source>,
 }
 
 impl Default for FeatvisView {
@@ -74,6 +110,11 @@ impl Default for FeatvisView {
             wanted: None,
             error: None,
             preview: None,
+            examples: HashMap::new(),
+            examples_wanted: None,
+            examples_error: None,
+            folder: None,
+            source: None,
         }
     }
 }
@@ -106,6 +147,84 @@ impl FeatvisView {
         self.cache.insert(key, Shown { visualized, texture: None });
     }
 
+    pub fn receive_examples(&mut self, model: Option<&LoadedModel>, found: TopExamplesFound) {
+        let Some(model) = model.filter(|m| m.spec.id == found.arch && m.origin == found.origin) else {
+            return;
+        };
+        for strip in &found.strips {
+            let key = ExamplesKey {
+                arch: model.spec.id,
+                origin: model.origin.clone(),
+                node: found.node,
+                channel: strip.channel,
+                source: found.source.clone(),
+            };
+            if self.examples_wanted.as_ref() == Some(&key) {
+                self.examples_wanted = None;
+            }
+            let only = TopExamplesFound { strips: vec![strip.clone()], ..found.clone() };
+            self.examples.insert(key, FoundExamples { found: only, texture: None });
+        }
+    }
+
+    pub fn examples_failed(&mut self, message: String) {
+        self.examples_wanted = None;
+        self.examples_error = Some(message);
+    }
+
+    /// The search kept for this channel in the source last asked about, if any.
+    fn examples_for(&mut self, model: &LoadedModel, node: NodeId, channel: i64) -> Option<&mut FoundExamples> {
+        let source = self.source.clone()?;
+        let key = ExamplesKey { arch: model.spec.id, origin: model.origin.clone(), node, channel, source };
+        self.examples.get_mut(&key)
+    }
+
+    fn examples_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: &LoadedModel,
+        node: NodeId,
+        channel: i64,
+        pending: bool,
+        commands: &mut Vec<Command>,
+    ) {
+        ui.separator();
+        ui.strong("Top-activating examples");
+        ui.horizontal_wrapped(|ui| {
+            let bundled = if model.spec.labels == convscope_core::zoo::Labels::Digits {
+                "MNIST digits"
+            } else {
+                "Bundled images"
+            };
+            if ui
+                .button(bundled)
+                .on_hover_text("The images on which this channel peaks highest, cropped to what the peak sees")
+                .clicked()
+            {
+                commands.push(Command::Featvis(FeatvisCommand::FindExamples { node, channel, bundled: true }));
+            }
+            if ui.button("Folder…").on_hover_text("Look through a folder of images").clicked() {
+                commands.push(Command::Featvis(FeatvisCommand::FindExamples { node, channel, bundled: false }));
+            }
+            if pending && self.examples_wanted.is_some() {
+                ui.spinner();
+            }
+        });
+        if let Some(message) = &self.examples_error {
+            ui.colored_label(ui.visuals().error_fg_color, message);
+        }
+        let ctx = ui.ctx().clone();
+        if let Some(shown) = self.examples_for(model, node, channel)
+            && let Some(strip) = shown.found.strips.first()
+        {
+            let texture = shown.texture.get_or_insert_with(|| texture(&ctx, "featvis-examples", &strip.strip));
+            image_ui(ui, texture, format!("channel {channel}'s top examples"));
+            let values: Vec<String> = strip.values.iter().map(|v| format!("{v:.3}")).collect();
+            ui.label(format!("peaks {}", values.join(", ")));
+            ui.weak(format!("of {} images", shown.found.images));
+        }
+    }
+
     pub fn failed(&mut self, message: String) {
         if let Some((key, _)) = self.wanted.take() {
             self.error = Some((key, message));
@@ -115,6 +234,24 @@ impl FeatvisView {
     /// The panel beside the enlarged channel.
     #[allow(clippy::too_many_arguments)]
     pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: &LoadedModel,
+        node: NodeId,
+        channel: usize,
+        pending: [bool; 2],
+        progress: Option<FeatvisProgress>,
+        commands: &mut Vec<Command>,
+    ) {
+        let [pending, examples_pending] = pending;
+        egui::ScrollArea::vertical().id_salt("featvis_scroll").show(ui, |ui| {
+            self.visualise_ui(ui, model, node, channel, pending, progress, commands);
+            self.examples_ui(ui, model, node, channel as i64, examples_pending, commands);
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn visualise_ui(
         &mut self,
         ui: &mut egui::Ui,
         model: &LoadedModel,
@@ -252,6 +389,21 @@ impl App {
                 rt.featvis.wanted = Some((key, settings.clone()));
                 rt.worker.send(Request::FeatureVis { node, channels, settings });
             }
+            FeatvisCommand::FindExamples { node, channel, bundled } => {
+                let source = if bundled {
+                    Source::Bundled { digits: BUNDLED_DIGITS }
+                } else {
+                    let mut dialog = rfd::FileDialog::new();
+                    if let Some(folder) = &rt.featvis.folder {
+                        dialog = dialog.set_directory(folder);
+                    }
+                    // rfd returns at once with None where no desktop portal runs.
+                    let Some(folder) = dialog.pick_folder() else { return };
+                    rt.featvis.folder = Some(folder.clone());
+                    Source::Folder(folder)
+                };
+                self.find_examples(node, channel, source);
+            }
             FeatvisCommand::Cancel => {
                 rt.featvis.wanted = None;
                 rt.worker.cancel_featvis();
@@ -298,6 +450,30 @@ impl App {
             .ok_or("the image's size does not match its pixels")?;
         rgb.save(path).map_err(|e| format!("Could not save {}: {e}", path.display()))?;
         Ok(format!("Saved {}", path.display()))
+    }
+
+    /// Asks for the top-activating examples of `channel` in `source`, unless they are kept.
+    pub fn find_examples(&mut self, node: NodeId, channel: i64, source: Source) {
+        let rt = &mut self.runtime;
+        let Some(model) = &rt.model else { return };
+        let key =
+            ExamplesKey { arch: model.spec.id, origin: model.origin.clone(), node, channel, source: source.clone() };
+        rt.featvis.examples_error = None;
+        rt.featvis.source = Some(source.clone());
+        rt.featvis.examples_wanted = Some(key.clone());
+        if rt.featvis.examples.contains_key(&key) {
+            rt.featvis.examples_wanted = None;
+        } else {
+            rt.worker.send(Request::TopExamples { node, channels: vec![channel], source });
+        }
+    }
+
+    /// The top-activating examples the panel shows for the enlarged channel, if any.
+    pub fn featvis_examples(&mut self) -> Option<&TopExamplesFound> {
+        let rt = &mut self.runtime;
+        let model = rt.model.as_ref()?;
+        let channel = rt.layers.enlarged? as i64;
+        rt.featvis.examples_for(model, rt.layers.selected, channel).map(|f| &f.found)
     }
 
     /// The feature-visualisation panel's state, for tests and the shell.

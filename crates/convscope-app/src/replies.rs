@@ -37,6 +37,10 @@ impl App {
                 self.runtime.featvis.failed(error.message);
                 return;
             }
+            Err(error) if reply.kind == RequestKind::TopExamples => {
+                self.runtime.featvis.examples_failed(error.message);
+                return;
+            }
             Err(error) => {
                 let text = match (reply.kind, error.image) {
                     (RequestKind::Classify, Some(image)) => format!("Could not use {image}: {}", error.message),
@@ -151,6 +155,10 @@ impl App {
                 if attributed.arch == model.spec.id {
                     rt.attribution.receive(*attributed);
                 }
+            }
+            Payload::TopExamples(found) => {
+                let rt = &mut self.runtime;
+                rt.featvis.receive_examples(rt.model.as_ref(), *found);
             }
             Payload::Visualized(visualized) => {
                 let rt = &mut self.runtime;

@@ -121,4 +121,22 @@ fn a_channel_is_visualised_live_kept_stopped_and_saved() {
     assert_eq!(v.channels, [2, 3, 4, 5]);
     assert_eq!(v.activations.len(), 4);
     assert_eq!(v.image.size, [4 * 34 - 2, 32], "four 32-pixel images in a row, 2 pixels apart");
+
+    // Top-activating examples among 1,000 MNIST digits, kept: asked again, shown at once.
+    assert!(harness.state_mut().featvis_examples().is_none());
+    harness.get_by_label("MNIST digits").click();
+    harness.step();
+    step_until(&mut harness, "the top examples", |app| !app.busy());
+    harness.step();
+    let found = harness.state_mut().featvis_examples().expect("examples for channel 2").clone();
+    assert_eq!(found.images, 1000);
+    let strip = &found.strips[0];
+    assert_eq!(strip.channel, 2);
+    assert_eq!(strip.values.len(), 9);
+    assert!(strip.values.windows(2).all(|w| w[0] >= w[1]), "ranked: {:?}", strip.values);
+    assert_eq!(strip.strip.size, [9 * 66 - 2, 64]);
+    assert!(harness.query_by_label("channel 2's top examples").is_some(), "the strip is drawn");
+    harness.get_by_label("MNIST digits").click();
+    harness.step();
+    assert!(!harness.state().busy(), "kept examples are not searched for again");
 }

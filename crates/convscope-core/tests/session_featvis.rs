@@ -1,13 +1,16 @@
 //! Feature visualisation through the model worker, as the app's panel asks for it: the answer
 //! equals `featvis::visualize` on the same model, progress (with a preview) is readable while
 //! it runs, a cancelled request is answered as dropped, a newer one supersedes an older one,
-//! and an impossible channel is an error.
+//! an impossible channel is an error, and top-activating examples equal the direct search.
 
 use std::time::{Duration, Instant};
 
 use convscope_core::engine::{self, WeightsChoice};
+use convscope_core::featvis::examples::{self, Source};
 use convscope_core::featvis::{self, Control, Settings};
-use convscope_core::session::{FeatvisProgress, Payload, Request, RequestKind, Visualized, WorkerHandle};
+use convscope_core::session::{
+    FeatvisProgress, Payload, Request, RequestKind, TOP_EXAMPLES, TopExamplesFound, Visualized, WorkerHandle,
+};
 use convscope_core::zoo;
 use tch::Device;
 
@@ -122,5 +125,35 @@ fn cancelled_and_superseded_requests_go_unanswered() {
             break;
         }
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn top_examples_through_the_worker_equal_the_direct_search() {
+    let mut worker = worker();
+    let node = zoo::find("lenet5").unwrap().graph().node_id("conv2").unwrap();
+    let source = Source::Folder(convscope_core::paths::asset("digits"));
+    worker.send(Request::TopExamples { node, channels: vec![4, 9], source: source.clone() });
+    let mut answer: Option<TopExamplesFound> = None;
+    wait_until(&mut worker, "top examples", |_, payloads| {
+        for payload in payloads {
+            if let Payload::TopExamples(found) = payload {
+                answer = Some(*found);
+            }
+        }
+        answer.is_some()
+    });
+    let answer = answer.unwrap();
+    assert_eq!((answer.images, answer.source, answer.strips.len()), (10, source.clone(), 2));
+
+    let spec = zoo::find("lenet5").unwrap();
+    let (model, _) = engine::load_model(&spec, &WeightsChoice::Random { seed: 5 }, Device::Cpu).unwrap();
+    let (names, inputs) = examples::inputs(&spec, &source).unwrap();
+    let mut control = Control { progress: &mut |_| {}, interrupt: &|| false };
+    let direct = examples::top_examples(&model, node, &inputs, &[4, 9], TOP_EXAMPLES, &mut control).unwrap().unwrap();
+    for (strip, found) in answer.strips.iter().zip(&direct) {
+        assert_eq!(strip.values, found.iter().map(|e| e.value).collect::<Vec<_>>());
+        assert_eq!(strip.names, found.iter().map(|e| names[e.image].clone()).collect::<Vec<_>>());
+        assert_eq!(strip.strip.size, [9 * 66 - 2, 64]);
     }
 }

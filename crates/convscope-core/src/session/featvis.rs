@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::executor::Model;
-use crate::featvis::{self, Control, Progress};
+use crate::featvis::{self, Control, Progress, examples};
 use crate::graph::NodeId;
 use crate::zoo::ArchSpec;
 
@@ -118,6 +118,77 @@ pub(super) fn run(
         image: preview_of(&run.images)?,
         activations: run.activations,
         curve: run.curve,
+        compute_ms: start.elapsed().as_secs_f64() * 1e3,
+    }))
+}
+
+/// How many examples the worker finds per channel.
+pub const TOP_EXAMPLES: usize = 9;
+
+/// One channel's top-activating examples.
+#[derive(Clone, Debug)]
+pub struct ExampleStrip {
+    pub channel: i64,
+    /// The crops side by side (`examples::strip`, 64 pixels each).
+    pub strip: Preview,
+    /// Per crop, highest first: the channel's largest value on the image, and its name.
+    pub values: Vec<f64>,
+    pub names: Vec<String>,
+}
+
+/// The answer to `Request::TopExamples`.
+#[derive(Clone, Debug)]
+pub struct TopExamplesFound {
+    pub arch: &'static str,
+    pub origin: String,
+    pub node: NodeId,
+    pub source: examples::Source,
+    /// How many images were looked through.
+    pub images: usize,
+    pub strips: Vec<ExampleStrip>,
+    pub compute_ms: f64,
+}
+
+/// The top-activating examples of `channels` of `node` in `source`; `None` when `interrupt`
+/// stopped the search.
+pub(super) fn top(
+    spec: &ArchSpec,
+    model: &Model,
+    (node, channels): (NodeId, &[i64]),
+    source: &examples::Source,
+    interrupt: &dyn Fn() -> bool,
+) -> Result<Option<TopExamplesFound>, String> {
+    let start = Instant::now();
+    let (names, inputs) = examples::inputs(spec, source).map_err(|e| e.to_string())?;
+    if inputs.is_empty() {
+        return Err("no images to look through".into());
+    }
+    let mut control = Control { progress: &mut |_| {}, interrupt };
+    let Some(ranked) = examples::top_examples(model, node, &inputs, channels, TOP_EXAMPLES, &mut control)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(None);
+    };
+    let strips = ranked
+        .iter()
+        .zip(channels)
+        .map(|(found, &channel)| {
+            let strip = examples::strip(&spec.preprocess, &inputs, found, 64).map_err(|e| e.to_string())?;
+            Ok(ExampleStrip {
+                channel,
+                strip: Preview { size: [strip.width() as usize, strip.height() as usize], rgb: strip.into_raw() },
+                values: found.iter().map(|e| e.value).collect(),
+                names: found.iter().map(|e| names[e.image].clone()).collect(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(Some(TopExamplesFound {
+        arch: spec.id,
+        origin: model.origin().to_string(),
+        node,
+        source: source.clone(),
+        images: inputs.len(),
+        strips,
         compute_ms: start.elapsed().as_secs_f64() * 1e3,
     }))
 }

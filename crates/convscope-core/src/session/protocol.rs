@@ -72,6 +72,9 @@ pub enum Request {
     /// in `WorkerHandle::featvis_progress`; it yields as an attribution does and stops at
     /// `WorkerHandle::cancel_featvis`.
     FeatureVis { node: NodeId, channels: Vec<i64>, settings: crate::featvis::Settings },
+    /// The images of `source` on which each of `channels` peaks highest, cropped to what the
+    /// peak sees (`featvis::examples`); it yields as a feature visualisation does.
+    TopExamples { node: NodeId, channels: Vec<i64>, source: crate::featvis::examples::Source },
     /// Runs one image through two architectures (installed weights, else random) and sets
     /// them side by side (`compare`).
     Compare { specs: Box<[ArchSpec; 2]>, image: ImageInput, device: Device },
@@ -142,6 +145,7 @@ pub enum RequestKind {
     Attribution,
     Activation,
     FeatureVis,
+    TopExamples,
     Compare,
     /// A measurement and its cancellation: the newest of the two wins.
     Measure,
@@ -157,6 +161,7 @@ impl Request {
             Request::Attribution { .. } => RequestKind::Attribution,
             Request::Activation { .. } => RequestKind::Activation,
             Request::FeatureVis { .. } => RequestKind::FeatureVis,
+            Request::TopExamples { .. } => RequestKind::TopExamples,
             Request::Compare { .. } => RequestKind::Compare,
             Request::Measure(_) | Request::CancelMeasure => RequestKind::Measure,
         }
@@ -269,6 +274,7 @@ pub enum Payload {
     Attributed(Box<Attributed>),
     Activation(Box<ActivationData>),
     Visualized(Box<super::Visualized>),
+    TopExamples(Box<super::TopExamplesFound>),
     Compared(Box<Comparison>),
     Measured(Box<MeasureProgress>),
 }

@@ -188,7 +188,10 @@ impl Worker {
                 Ok(None) => {
                     if let Some(request) = retry {
                         inbox.put_back(seq, request);
-                    } else if matches!(kind, RequestKind::Attribution | RequestKind::FeatureVis) {
+                    } else if matches!(
+                        kind,
+                        RequestKind::Attribution | RequestKind::FeatureVis | RequestKind::TopExamples
+                    ) {
                         // Cancelled, or superseded by what it yielded to: the UI asks again
                         // for what it still wants to see.
                         if replies.send(Outgoing::Dropped { seq, kind }).is_err() {
@@ -215,7 +218,7 @@ impl Worker {
         matches!(kind, RequestKind::Gradients | RequestKind::Attribution | RequestKind::Activation)
             && (seq < self.model_seq || (self.model.is_some() && self.input.is_none()))
             // Needs no image: only a replaced model makes it stale.
-            || (kind == RequestKind::FeatureVis && seq < self.model_seq)
+            || (matches!(kind, RequestKind::FeatureVis | RequestKind::TopExamples) && seq < self.model_seq)
     }
 
     /// Carries out one request; `Ok(None)` when it yielded to newer requests midway.
@@ -251,6 +254,14 @@ impl Worker {
                 }
             }
             Request::Activation { node } => Payload::Activation(Box::new(self.activation(node)?)),
+            Request::TopExamples { node, channels, source } => {
+                let interrupt = || inbox.should_yield(RequestKind::TopExamples);
+                let (spec, model) = self.loaded().map_err(plain)?;
+                match super::featvis::top(spec, model, (node, &channels), &source, &interrupt).map_err(plain)? {
+                    Some(found) => Payload::TopExamples(Box::new(found)),
+                    None => return Ok(None),
+                }
+            }
             Request::FeatureVis { node, channels, settings } => {
                 let shared = Arc::clone(&self.featvis);
                 let interrupt = || shared.is_cancelled(seq) || inbox.should_yield(RequestKind::FeatureVis);
