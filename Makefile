@@ -59,6 +59,7 @@ bootstrap-test:
 fixtures: bootstrap-test
 	$(PYTHON) tests/fixtures/make_fixtures.py --out target/fixtures
 	$(PYTHON) tests/fixtures/make_attribution_fixtures.py --out target/fixtures/attribution --parity target/fixtures
+	$(PYTHON) tests/fixtures/make_featvis_fixtures.py --out target/fixtures/featvis
 
 build: bootstrap
 	cargo build --workspace

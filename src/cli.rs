@@ -119,6 +119,11 @@ pub enum Command {
     /// Where in the image the network found its answer: Grad-CAM and its kin at any layer,
     /// Saliency, Guided Backprop, Integrated Gradients, SmoothGrad, Occlusion (captum's definitions).
     Explain(crate::explain::ExplainArgs),
+    /// What a channel looks for: the image that maximises its mean activation (Lucid's recipe,
+    /// running only the graph up to the node).
+    Visualize(crate::visualize::VisualizeArgs),
+    /// The images on which a channel peaks highest, ranked, cropped to what its peak sees.
+    TopExamples(crate::top_examples::TopExamplesArgs),
     /// Per-node gradient norms in execution order.
     Gradients {
         arch: String,
@@ -207,6 +212,8 @@ pub fn run(command: Command) -> Result<()> {
         }
         Command::Lab(args) => crate::lab::run(&args),
         Command::Explain(args) => crate::explain::run(&args),
+        Command::Visualize(args) => crate::visualize::run(&args),
+        Command::TopExamples(args) => crate::top_examples::run(&args),
         Command::Weights(command) => weights(command),
         Command::Bench(args) => crate::bench::run(&args),
     }

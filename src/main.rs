@@ -12,6 +12,8 @@ mod explain;
 mod gui;
 mod lab;
 mod output;
+mod top_examples;
+mod visualize;
 
 use clap::Parser;
 

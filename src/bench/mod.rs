@@ -18,6 +18,7 @@
 //! ratio of paired, interleaved runs is the figure that counts.
 
 mod attribution;
+mod featvis;
 mod machine;
 pub mod memory;
 mod reference;
@@ -88,6 +89,10 @@ pub struct BenchArgs {
     /// instead of the cases' modes (default cases: resnet18, efficientnet_lite0; CPU).
     #[arg(long, conflicts_with_all = ["memory", "train_step", "zoo"])]
     pub attribution: bool,
+    /// Time feature visualisation's steps against Lucent's (torch-lucent 0.1.8) at several
+    /// depths, one channel and a batch of 16 (default cases: efficientnet_lite0, vgg16; CPU).
+    #[arg(long, conflicts_with_all = ["memory", "train_step", "zoo", "attribution"])]
+    pub featvis: bool,
     /// One case of --memory, in this process (what --memory starts).
     #[arg(long, hide = true)]
     pub memory_child: bool,
@@ -248,6 +253,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if args.attribution {
         return attribution::run(args);
+    }
+    if args.featvis {
+        return featvis::run(args);
     }
     if args.memory {
         let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));

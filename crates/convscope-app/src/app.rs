@@ -126,6 +126,7 @@ pub(crate) struct Runtime {
     /// libtorch's threads on the model worker.
     pub(crate) worker_threads: usize,
     pub(crate) draw: crate::draw::DrawView,
+    pub(crate) featvis: crate::featvis::FeatvisView,
 }
 
 pub struct App {
@@ -179,6 +180,7 @@ impl App {
                 latency_run: start.latency_run.map(Driver::new),
                 worker_threads: threads.unwrap_or_else(|| usize::try_from(tch::get_num_threads()).unwrap_or(1)),
                 draw: Default::default(),
+                featvis: Default::default(),
             },
         };
         let known = |id: &Option<String>| id.as_deref().and_then(|id| zoo::all().into_iter().find(|s| s.id == id));
@@ -340,6 +342,7 @@ impl App {
             attribution,
             stopwatch,
             draw,
+            featvis,
             ..
         } = runtime;
         let (mut maps_time, mut plot_time) = (Duration::ZERO, Duration::ZERO);
@@ -391,6 +394,14 @@ impl App {
         diagram.forget_canvas();
         egui::CentralPanel::default().show(ui, |ui| match settings.central {
             CentralView::FeatureMaps => {
+                if let (Some(channel), Some(loaded)) = (layers.enlarged, model) {
+                    let pending =
+                        [worker.is_pending(RequestKind::FeatureVis), worker.is_pending(RequestKind::TopExamples)];
+                    let progress = worker.featvis_progress();
+                    egui::Panel::right("featvis").resizable(true).default_size(280.0).show(ui, |ui| {
+                        featvis.ui(ui, loaded, layers.selected, channel, pending, progress, commands);
+                    });
+                }
                 let Settings { per_channel, channel_limit, retention, .. } = settings;
                 let maps = layers::MapSettings { per_channel, channel_limit, retention: *retention };
                 let pending = worker.is_pending(RequestKind::Activation);
@@ -489,6 +500,7 @@ impl eframe::App for App {
 
         self.apply(commands);
         self.attribution_frame();
+        self.featvis_frame();
         self.diagram_export_frame(&ctx);
         let maps_shown = self.settings.central == CentralView::FeatureMaps;
         self.runtime.stopwatch.frame_end(frame_start.elapsed(), maps_shown, self.settings.show_gradients);

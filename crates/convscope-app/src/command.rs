@@ -69,6 +69,8 @@ pub enum Command {
     Lab(crate::lab::LabCommand),
     /// What the Attribution view asks for (`attribution::AttributionCommand`).
     Attribution(crate::attribution::AttributionCommand),
+    /// What the feature-visualisation panel asks for (`featvis::FeatvisCommand`).
+    Featvis(crate::featvis::FeatvisCommand),
 }
 
 /// Something pasted.
@@ -301,6 +303,7 @@ impl App {
             }
             Command::Lab(command) => self.apply_lab(command),
             Command::Attribution(command) => self.apply_attribution(command),
+            Command::Featvis(command) => self.apply_featvis(command),
         }
     }
 

@@ -20,6 +20,8 @@
 //! - `latency_run`: the window opening images by itself, for the latency benchmark.
 //! - `stopwatch`: from an image asked for to everything on screen, per stage.
 //! - `draw`: LeNet live: a digit drawn, moved and read by every layer as it is drawn.
+//! - `featvis`: what a channel looks for: beside an enlarged feature map, the image that
+//!   maximises it, optimised on the worker with a live preview.
 //! - `theme`: every colour.
 //!
 //! The model itself runs on the worker thread of `convscope_core::session`; libtorch never
@@ -37,6 +39,7 @@ mod command;
 mod diagram;
 mod draw;
 mod export;
+mod featvis;
 mod gradients;
 mod history;
 mod input;
@@ -56,6 +59,7 @@ pub use attribution::{AttributionCommand, AttributionView, LayerChoice};
 pub use clipboard::{PASTED_IMAGE, path_from_pasted_text};
 pub use command::{Command, Pasted};
 pub use draw::{DrawView, Training as DrawTraining};
+pub use featvis::{FeatvisCommand, FeatvisView};
 pub use history::Drawn as HistoryBubble;
 pub use latency_run::{LatencyReport, LatencyRun};
 pub use settings::{CentralView, DeviceChoice, HistorySettings, HistoryTab, Settings, ThemeChoice, XAxis};

@@ -33,6 +33,14 @@ impl App {
                 self.runtime.attribution.failed(error.message);
                 return;
             }
+            Err(error) if reply.kind == RequestKind::FeatureVis => {
+                self.runtime.featvis.failed(error.message);
+                return;
+            }
+            Err(error) if reply.kind == RequestKind::TopExamples => {
+                self.runtime.featvis.examples_failed(error.message);
+                return;
+            }
             Err(error) => {
                 let text = match (reply.kind, error.image) {
                     (RequestKind::Classify, Some(image)) => format!("Could not use {image}: {}", error.message),
@@ -176,6 +184,14 @@ impl App {
                 if attributed.arch == model.spec.id {
                     rt.attribution.receive(*attributed);
                 }
+            }
+            Payload::TopExamples(found) => {
+                let rt = &mut self.runtime;
+                rt.featvis.receive_examples(rt.model.as_ref(), *found);
+            }
+            Payload::Visualized(visualized) => {
+                let rt = &mut self.runtime;
+                rt.featvis.receive(rt.model.as_ref(), *visualized);
             }
             Payload::Activation(data) => {
                 let rt = &mut self.runtime;

@@ -441,3 +441,20 @@ fn lenet_live_a_drawn_seven_moved_aside() {
     });
     save(&mut harness, "lenet_live");
 }
+
+#[test]
+#[ignore = "writes the README's screenshots: make screenshots"]
+fn what_a_channel_looks_for_beside_its_feature_map() {
+    let arch = "efficientnet_lite0";
+    let mut harness = harness(arch);
+    layout(&mut harness, false, true, false, false);
+    drop_image(&mut harness, root().join("assets/chelsea.png"));
+    select_node(&mut harness, arch, "_blocks.5._bn2");
+    harness.get_by_label("channel 7").click();
+    harness.run_steps(2);
+    click(&mut harness, "Visualise");
+    step_until(&mut harness, "channel 7's image", |app| app.featvis_shown().is_some() && !app.busy());
+    click(&mut harness, "Bundled images");
+    idle(&mut harness);
+    save(&mut harness, "featvis_panel");
+}

@@ -21,6 +21,7 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod export;
+pub mod featvis;
 pub mod format;
 pub mod graph;
 pub mod history;

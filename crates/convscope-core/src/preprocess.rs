@@ -106,12 +106,7 @@ impl Preprocess {
             .and_then(|t| t.f_contiguous())
             .and_then(|t| Vec::<f32>::try_from(&t.f_flatten(0, -1)?))
             .context(|| "reading the input".into())?;
-        let (mean, std) = match *self {
-            Preprocess::ImageNet { mean, std, .. } => (mean, std),
-            Preprocess::Cifar => (CIFAR_MEAN, CIFAR_STD),
-            Preprocess::Digit { .. } | Preprocess::LabDigit { .. } => ([MNIST_MEAN; 3], [MNIST_STD; 3]),
-            Preprocess::Resized { mean, std, .. } => (mean, std),
-        };
+        let (mean, std) = self.mean_std();
         let plane = (h * w) as usize;
         let channel = |out: usize| if channels == 1 { 0 } else { out };
         Ok(RgbImage::from_fn(w as u32, h as u32, |x, y| {
@@ -122,6 +117,17 @@ impl Preprocess {
                 (v.clamp(0.0, 1.0) * 255.0).round() as u8
             }))
         }))
+    }
+
+    /// Per channel, the mean and standard deviation the input is normalised with (a grey
+    /// input's in each of the three).
+    pub fn mean_std(&self) -> ([f32; 3], [f32; 3]) {
+        match *self {
+            Preprocess::ImageNet { mean, std, .. } => (mean, std),
+            Preprocess::Cifar => (CIFAR_MEAN, CIFAR_STD),
+            Preprocess::Digit { .. } | Preprocess::LabDigit { .. } => ([MNIST_MEAN; 3], [MNIST_STD; 3]),
+            Preprocess::Resized { mean, std, .. } => (mean, std),
+        }
     }
 
     /// The input size the preprocessing produces, `[H, W]`.

@@ -367,6 +367,23 @@ impl Model {
         take_output(&mut values, node)
     }
 
+    /// `forward_to` recording the autograd graph (nothing overwritten in place): what feature
+    /// visualisation differentiates, from one node back to an input that requires grad.
+    pub fn forward_to_with_grad(&self, input: &Tensor, opts: &RunOptions, node: NodeId) -> Result<Tensor> {
+        if node >= self.graph.nodes.len() {
+            return Err(Error::Input(format!("{} has no node {node}", self.graph.arch)));
+        }
+        let plan = RunPlan {
+            keep_all: false,
+            in_place: false,
+            fast_convs: None,
+            until: Some(node),
+            behaviour: Behaviour::of(opts),
+        };
+        let mut values = self.execute(input, opts, &plan)?;
+        take_output(&mut values, node)
+    }
+
     /// Whether a run with `opts` computes `node` on its way to the logits (not a switched-off
     /// shortcut's branch, nor an auxiliary classifier outside training).
     pub fn runs_node(&self, node: NodeId, opts: &RunOptions) -> bool {

@@ -25,6 +25,7 @@ pub struct WorkerHandle {
     last_answered: BTreeMap<RequestKind, u64>,
     stopped: bool,
     attribution: Arc<AttributionShared>,
+    featvis: Arc<super::featvis::FeatvisShared>,
 }
 
 impl WorkerHandle {
@@ -40,6 +41,7 @@ impl WorkerHandle {
         let (reply_tx, reply_rx) = sync_channel(REPLY_CAPACITY);
         let worker = Worker::default();
         let attribution = Arc::clone(&worker.attribution);
+        let featvis = Arc::clone(&worker.featvis);
         std::thread::Builder::new().name("convscope-model".into()).spawn(move || {
             if let Some(threads) = threads {
                 tch::set_num_threads(i32::try_from(threads.max(1)).unwrap_or(1));
@@ -55,6 +57,7 @@ impl WorkerHandle {
             last_answered: BTreeMap::new(),
             stopped: false,
             attribution,
+            featvis,
         })
     }
 
@@ -140,6 +143,22 @@ impl WorkerHandle {
         if self.outbox.remove(&RequestKind::Attribution).is_some() {
             // Never sent: nobody will answer it.
             let answered = self.last_answered.entry(RequestKind::Attribution).or_default();
+            *answered = (*answered).max(latest);
+        }
+    }
+
+    /// How far the newest feature visualisation has come, while it runs.
+    pub fn featvis_progress(&self) -> Option<super::FeatvisProgress> {
+        let latest = self.last_sent.get(&RequestKind::FeatureVis).copied()?;
+        self.featvis.progress().filter(|p| p.seq == latest && self.is_pending(RequestKind::FeatureVis))
+    }
+
+    /// Stops the feature visualisations sent so far, as `cancel_attribution` does.
+    pub fn cancel_featvis(&mut self) {
+        let Some(latest) = self.last_sent.get(&RequestKind::FeatureVis).copied() else { return };
+        self.featvis.cancel_up_to(latest);
+        if self.outbox.remove(&RequestKind::FeatureVis).is_some() {
+            let answered = self.last_answered.entry(RequestKind::FeatureVis).or_default();
             *answered = (*answered).max(latest);
         }
     }

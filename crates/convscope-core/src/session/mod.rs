@@ -11,9 +11,11 @@
 //! behind them instead of making them wait. Requests about the image and the layers of a
 //! model that has since been replaced are dropped unanswered, not answered with errors.
 
+mod featvis;
 mod handle;
 mod protocol;
 mod serve;
 
+pub use featvis::{ExampleStrip, FeatvisProgress, TOP_EXAMPLES, TopExamplesFound, Visualized};
 pub use handle::WorkerHandle;
 pub use protocol::*;

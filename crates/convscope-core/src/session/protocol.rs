@@ -77,6 +77,14 @@ pub enum Request {
     Attribution { disabled: Vec<NodeId>, settings: attribution::Settings },
     /// One node's output from the last run.
     Activation { node: NodeId },
+    /// What channels of `node` look for (`featvis::visualize`, one image each, together), with
+    /// progress and a preview
+    /// in `WorkerHandle::featvis_progress`; it yields as an attribution does and stops at
+    /// `WorkerHandle::cancel_featvis`.
+    FeatureVis { node: NodeId, channels: Vec<i64>, settings: crate::featvis::Settings },
+    /// The images of `source` on which each of `channels` peaks highest, cropped to what the
+    /// peak sees (`featvis::examples`); it yields as a feature visualisation does.
+    TopExamples { node: NodeId, channels: Vec<i64>, source: crate::featvis::examples::Source },
     /// Runs one image through two architectures (installed weights, else random) and sets
     /// them side by side (`compare`).
     Compare { specs: Box<[ArchSpec; 2]>, image: ImageInput, device: Device },
@@ -146,6 +154,8 @@ pub enum RequestKind {
     Gradients,
     Attribution,
     Activation,
+    FeatureVis,
+    TopExamples,
     Compare,
     /// A measurement and its cancellation: the newest of the two wins.
     Measure,
@@ -160,6 +170,8 @@ impl Request {
             Request::Gradients { .. } => RequestKind::Gradients,
             Request::Attribution { .. } => RequestKind::Attribution,
             Request::Activation { .. } => RequestKind::Activation,
+            Request::FeatureVis { .. } => RequestKind::FeatureVis,
+            Request::TopExamples { .. } => RequestKind::TopExamples,
             Request::Compare { .. } => RequestKind::Compare,
             Request::Measure(_) | Request::CancelMeasure => RequestKind::Measure,
         }
@@ -278,6 +290,8 @@ pub enum Payload {
     Gradients(Box<GradientFlow>),
     Attributed(Box<Attributed>),
     Activation(Box<ActivationData>),
+    Visualized(Box<super::Visualized>),
+    TopExamples(Box<super::TopExamplesFound>),
     Compared(Box<Comparison>),
     Measured(Box<MeasureProgress>),
 }

@@ -125,6 +125,7 @@ impl AttributionShared {
 #[derive(Default)]
 pub(super) struct Worker {
     pub(super) attribution: Arc<AttributionShared>,
+    pub(super) featvis: Arc<super::featvis::FeatvisShared>,
     spec: Option<ArchSpec>,
     model: Option<Model>,
     /// The request that built the model: gradients and layers asked for before it were
@@ -190,7 +191,10 @@ impl Worker {
                 Ok(None) => {
                     if let Some(request) = retry {
                         inbox.put_back(seq, request);
-                    } else if kind == RequestKind::Attribution {
+                    } else if matches!(
+                        kind,
+                        RequestKind::Attribution | RequestKind::FeatureVis | RequestKind::TopExamples
+                    ) {
                         // Cancelled, or superseded by what it yielded to: the UI asks again
                         // for what it still wants to see.
                         if replies.send(Outgoing::Dropped { seq, kind }).is_err() {
@@ -216,6 +220,8 @@ impl Worker {
     fn is_stale(&self, seq: u64, kind: RequestKind) -> bool {
         matches!(kind, RequestKind::Gradients | RequestKind::Attribution | RequestKind::Activation)
             && (seq < self.model_seq || (self.model.is_some() && self.input.is_none()))
+            // Needs no image: only a replaced model makes it stale.
+            || (matches!(kind, RequestKind::FeatureVis | RequestKind::TopExamples) && seq < self.model_seq)
     }
 
     /// Carries out one request; `Ok(None)` when it yielded to newer requests midway.
@@ -256,6 +262,25 @@ impl Worker {
                 }
             }
             Request::Activation { node } => Payload::Activation(Box::new(self.activation(node)?)),
+            Request::TopExamples { node, channels, source } => {
+                let interrupt = || inbox.should_yield(RequestKind::TopExamples);
+                let (spec, model) = self.loaded().map_err(plain)?;
+                match super::featvis::top(spec, model, (node, &channels), &source, &interrupt).map_err(plain)? {
+                    Some(found) => Payload::TopExamples(Box::new(found)),
+                    None => return Ok(None),
+                }
+            }
+            Request::FeatureVis { node, channels, settings } => {
+                let shared = Arc::clone(&self.featvis);
+                let interrupt = || shared.is_cancelled(seq) || inbox.should_yield(RequestKind::FeatureVis);
+                let (spec, model) = self.loaded().map_err(plain)?;
+                let outcome = super::featvis::run(spec, model, &shared, seq, (node, &channels), &settings, &interrupt);
+                self.featvis.set_progress(None);
+                match outcome.map_err(plain)? {
+                    Some(visualized) => Payload::Visualized(Box::new(visualized)),
+                    None => return Ok(None),
+                }
+            }
             Request::Compare { specs, image, device } => {
                 let [a, b] = *specs;
                 let comparison = self
