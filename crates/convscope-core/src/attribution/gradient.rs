@@ -26,16 +26,13 @@ pub(super) fn explain(
     settings: &Settings,
     control: &mut Control,
 ) -> Result<Option<Explanation>> {
+    if settings.method == Method::Saliency {
+        return saliency(model, input, opts, settings, control);
+    }
     let logits = plain_logits(model, input, opts)?;
     let objective = Objective::resolve(settings.target, &logits)?;
     let batch = batch_size(model.graph(), opts, input, true, settings);
     let (raw, completeness) = match settings.method {
-        Method::Saliency => {
-            let Some(g) = input_gradients(model, input, opts, &objective, 1, 1, control, "passes")? else {
-                return Ok(None);
-            };
-            (g.f_abs().context(|| "saliency".into())?, None)
-        }
         Method::SmoothGrad => match smoothgrad(model, input, opts, &objective, settings, batch, control)? {
             Some(map) => (map, None),
             None => return Ok(None),
@@ -56,6 +53,37 @@ pub(super) fn explain(
         logits: to_cpu(&logits)?,
         maps: vec![LayerMap { node: None, raw: to_cpu(&raw)? }],
         completeness,
+        guided_relus: None,
+    }))
+}
+
+/// |∂score/∂x| from one forward pass with gradients, whose logits also say which class the
+/// prediction is: a separate plain pass for that cost a forward's time, 40% over captum's.
+fn saliency(
+    model: &Model,
+    input: &Tensor,
+    opts: &RunOptions,
+    settings: &Settings,
+    control: &mut Control,
+) -> Result<Option<Explanation>> {
+    control.report(0, 1, "passes");
+    if (control.interrupt)() {
+        return Ok(None);
+    }
+    let x = input.f_detach().and_then(|x| x.f_set_requires_grad(true)).context(|| "the input".into())?;
+    let tracked = model.forward_with_grad(&x, &RunOptions { layout: Layout::Reference, ..opts.clone() })?;
+    let logits = tracked.f_detach().context(|| "the logits".into())?;
+    let objective = Objective::resolve(settings.target, &logits)?;
+    let score = objective.score(&tracked)?;
+    let grads = Tensor::f_run_backward(&[&score], &[&x], false, false).context(|| "backward pass".into())?;
+    let raw = grads.into_iter().next().unwrap_or_else(Tensor::new).f_abs().context(|| "saliency".into())?;
+    control.report(1, 1, "passes");
+    Ok(Some(Explanation {
+        method: settings.method,
+        objective,
+        logits: to_cpu(&logits)?,
+        maps: vec![LayerMap { node: None, raw: to_cpu(&raw)? }],
+        completeness: None,
         guided_relus: None,
     }))
 }
@@ -113,22 +141,6 @@ fn chunked_gradients(
         control.report(start, count, what);
     }
     Ok(total)
-}
-
-/// ∂score/∂x of `input` itself (`count` 1).
-#[allow(clippy::too_many_arguments)]
-fn input_gradients(
-    model: &Model,
-    input: &Tensor,
-    opts: &RunOptions,
-    objective: &Objective,
-    count: usize,
-    batch: usize,
-    control: &mut Control,
-    what: &'static str,
-) -> Result<Option<Tensor>> {
-    let images = |_: std::ops::Range<usize>| Ok(input.shallow_clone());
-    chunked_gradients(model, &images, count, None, &|g| Ok(g), opts, objective, batch, control, what)
 }
 
 fn smoothgrad(
