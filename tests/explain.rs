@@ -53,9 +53,9 @@ fn every_stage_in_one_run_equals_each_layer_alone() {
     let all = dir.path().join("stages.safetensors");
     let json = explain_json(&["--method", "gradcam", "--layer", "stages", "--out", path_str(&all)]);
     let maps = json["maps"].as_array().unwrap();
-    // ResNet-18 at 224×224: 112 (the stem), 56, 28, 14 and 7.
+    // ResNet-18 at 224×224, coarse to fine: 7 (layer4), 14, 28, 56 and 112 (the stem).
     let sides: Vec<i64> = maps.iter().map(|m| m["shape"][3].as_i64().unwrap()).collect();
-    assert_eq!(sides, [112, 56, 28, 14, 7], "{json}");
+    assert_eq!(sides, [7, 14, 28, 56, 112], "{json}");
     let stored = read(&all);
     assert_eq!(stored.len(), maps.len() + 1, "a map per stage and the logits");
     let logits = &stored["logits"];
