@@ -203,6 +203,7 @@ impl App {
                 }
             });
         app.runtime.history.latency.path = start.latency_cache.unwrap_or_else(paths::latency_cache);
+        app.runtime.history.latency.threads = Some(app.runtime.worker_threads);
         if let Some(spec) = spec {
             app.apply(vec![Command::SelectArch(spec.id)]);
         }
@@ -288,6 +289,11 @@ impl App {
     /// How long images took to reach the screen, per stage, and when the first frame came.
     pub fn stopwatch(&self) -> &Stopwatch {
         &self.runtime.stopwatch
+    }
+
+    /// libtorch's threads on the model worker (one core is left to the window).
+    pub fn worker_threads(&self) -> usize {
+        self.runtime.worker_threads
     }
 
     /// A latency run's report, once it has finished.

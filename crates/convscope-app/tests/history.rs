@@ -171,7 +171,9 @@ fn measuring_this_machine_shows_progress_and_can_be_cancelled() {
     assert_eq!(harness.state().measuring(), None, "cancelled at once");
     step_until(&mut harness, "the worker to settle", |app| !app.busy());
     let saved = convscope_core::latency::Cache::load(&cache);
-    let machine = convscope_core::latency::Machine::current(tch::Device::Cpu);
+    // Kept for this machine as the worker runs it: its thread count, not this thread's.
+    let here = convscope_core::latency::Machine::current(tch::Device::Cpu);
+    let machine = convscope_core::latency::Machine { threads: harness.state().worker_threads(), ..here };
     assert!(saved.timing(&machine, "lenet5").is_some(), "the cheapest first, and kept for this machine");
 
     // The latency axis shows what was measured, and a later run goes on with the rest.

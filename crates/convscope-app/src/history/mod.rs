@@ -31,6 +31,9 @@ pub struct Latency {
     cache: Option<latency::Cache>,
     /// The machine timings are looked up for, and the device it was worked out for.
     machine: Option<(Device, Machine)>,
+    /// libtorch's threads on the model worker, which times the networks: the UI thread's count
+    /// is not the one the timings were taken with.
+    pub threads: Option<usize>,
     pub measuring: Option<Measuring>,
     /// Networks that could not be timed in the last measurement, with why.
     pub failures: Vec<(&'static str, String)>,
@@ -47,11 +50,16 @@ pub struct Measuring {
 impl Latency {
     /// What timings depend on, on `device` (cheap: /proc and a thread count).
     pub fn machine(&mut self, device: Device) -> &Machine {
+        let threads = self.threads;
+        let here = move || {
+            let machine = Machine::current(device);
+            Machine { threads: threads.unwrap_or(machine.threads), ..machine }
+        };
         if self.machine.as_ref().is_none_or(|(d, _)| *d != device) {
-            self.machine = Some((device, Machine::current(device)));
+            self.machine = Some((device, here()));
         }
         // Just set above.
-        &self.machine.get_or_insert_with(|| (device, Machine::current(device))).1
+        &self.machine.get_or_insert_with(|| (device, here())).1
     }
 
     fn cache(&mut self) -> &mut latency::Cache {
