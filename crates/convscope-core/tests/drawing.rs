@@ -152,22 +152,34 @@ fn the_held_out_mistakes_are_what_the_accuracy_counts() {
     }
 }
 
+thread_local! {
+    /// Replies that landed in the same poll after the one a `wait_for` waited for: the next
+    /// `wait_for` reads them first (on a slow machine a drawing's reading arrived in the same
+    /// poll as the samples waited for, and was lost).
+    static LEFT_OVER: std::cell::RefCell<Vec<DigitReply>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The replies up to and including the first one `done` accepts.
 fn wait_for(worker: &mut DigitWorker, what: &str, mut done: impl FnMut(&DigitReply) -> bool) -> Vec<DigitReply> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen = Vec::new();
+    let mut incoming = LEFT_OVER.with(|left| std::mem::take(&mut *left.borrow_mut()));
     loop {
-        for reply in worker.poll() {
+        let mut batch = incoming.into_iter();
+        while let Some(reply) = batch.next() {
             if let DigitReply::Failed(message) = &reply {
                 panic!("waiting for {what}: {message}");
             }
             let finished = done(&reply);
             seen.push(reply);
             if finished {
+                LEFT_OVER.with(|left| left.borrow_mut().extend(batch));
                 return seen;
             }
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(2));
+        incoming = worker.poll();
     }
 }
 
