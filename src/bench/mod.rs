@@ -218,8 +218,10 @@ pub struct CaseResult {
     pub peak_rss_convscope: u64,
     pub peak_rss_pytorch: u64,
     pub modes: Vec<ModeResult>,
-    /// convscope's capture median / its plain forward median (target ≤ 1.10).
-    pub capture_over_forward: Option<f64>,
+    /// convscope's capture / its plain forward in the same layout, paired round by round
+    /// (the two run in the same round, so a slow spell of this shared machine slows both):
+    /// the median and the spread of the pairs (target ≤ 1.10).
+    pub capture_over_forward: Option<Stats>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -607,10 +609,11 @@ fn bench_case(
             minor_faults: faults[i].clone().map(|f| Stats::of(&f).map_or(0.0, |s| s.median)),
         });
     }
-    let median_of = |m: Mode| results.iter().find(|r| r.mode == m).map(|r| r.convscope.median);
+    let times_of = |m: Mode| modes.iter().position(|&mode| mode == m).map(|i| &ours_t[i]);
     // Keeping every output is measured against the plain forward in the same (reference) layout.
-    let capture_over_forward =
-        median_of(Mode::Capture).zip(median_of(Mode::ForwardNchw).or(median_of(Mode::Forward))).map(|(c, f)| c / f);
+    let capture_over_forward = times_of(Mode::Capture)
+        .zip(times_of(Mode::ForwardNchw).or(times_of(Mode::Forward)))
+        .and_then(|(capture, forward)| Stats::of(&paired_ratios(capture, forward)));
     Ok(CaseResult {
         case: spec.id.to_owned(),
         device: engine::device_id(device),

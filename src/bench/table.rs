@@ -89,8 +89,9 @@ pub(super) fn render(report: &Report) -> String {
                 format!("{}/{}", faults(r.minor_faults[0]), faults(r.minor_faults[1])),
             ));
         }
-        let capture = case.capture_over_forward.map_or(String::new(), |c| {
-            format!(" · capture/forward {c:.2} (≤1.10{})", if c <= 1.10 { "" } else { " ✗" })
+        let capture = case.capture_over_forward.as_ref().map_or(String::new(), |c| {
+            let verdict = if c.median <= 1.10 { "" } else { " ✗" };
+            format!(" · capture/forward {:.2} (pairs {:.2}–{:.2}; ≤1.10{verdict})", c.median, c.min, c.max)
         });
         let top5 = if case.top5_convscope == case.top5_pytorch {
             "same top-5".to_owned()
