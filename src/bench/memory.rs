@@ -113,13 +113,12 @@ fn measure(case: &str, threads: usize) -> Result<MemoryResult> {
     let capture_ms = start.elapsed().as_secs_f64() * 1e3;
     let capture_peak = peak_rss();
     let mut seen = std::collections::HashSet::new();
-    let activations_bytes = capture
-        .outputs
-        .iter()
+    // The outputs held (those made again on demand take no memory until shown).
+    let activations_bytes = (0..capture.outputs.len())
         .zip(&graph.nodes)
         // A channel slice is a view into its input's memory.
         .filter(|(_, node)| !matches!(node.op, Op::ChannelSlice { .. }))
-        .filter_map(|(t, _)| t.as_ref())
+        .filter_map(|(id, _)| capture.outputs.held(id))
         .filter(|t| seen.insert(t.data_ptr() as usize))
         .map(|t| t.numel() as u64 * 4)
         .sum();

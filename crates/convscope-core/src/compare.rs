@@ -8,7 +8,7 @@ use tch::{Device, Kind, Tensor};
 
 use crate::engine::{self, Prediction};
 use crate::error::{Error, Result, TorchContext};
-use crate::executor::{Layout, Model, RunOptions};
+use crate::executor::{Layout, Model, Outputs, RunOptions};
 use crate::graph::{Graph, NodeId};
 use crate::shapes::ShapeReport;
 use crate::zoo::ArchSpec;
@@ -140,11 +140,11 @@ fn run_one(spec: &ArchSpec, model: &Model, image: &image::DynamicImage) -> Resul
     let shown = RunOptions { layout: Layout::Reference, ..RunOptions::default() };
     let ends = stage_ends(graph, &report);
     let bytes = activation_bytes(&report);
-    let mut outputs: Vec<Option<Tensor>> =
-        if bytes <= CAPTURE_LIMIT_BYTES { model.forward_capture(&input, &shown)?.outputs } else { Vec::new() };
+    let outputs =
+        if bytes <= CAPTURE_LIMIT_BYTES { model.forward_capture(&input, &shown)?.outputs } else { Outputs::default() };
     let mut maps = Vec::with_capacity(ends.len());
     for &node in &ends {
-        let output = match outputs.get_mut(node).and_then(Option::take) {
+        let output = match outputs.get(node)? {
             Some(output) => output,
             None => model.forward_to(&input, &shown, node)?,
         };

@@ -48,7 +48,7 @@ pub fn named_tensors(
         }
         Contents::Outputs => {
             let capture = model.forward_capture(input, opts)?;
-            (capture.outputs, capture.logits)
+            (capture.outputs.into_tensors()?, capture.logits)
         }
     };
     for (node, value) in graph.nodes.iter().zip(&outputs) {

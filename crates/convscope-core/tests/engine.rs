@@ -64,7 +64,7 @@ fn the_three_modes_agree_and_switches_change_the_result() {
     assert!(plain.equal(&capture.logits), "plain and capture are the same computation");
     assert!(plain.allclose(&grads.logits, 1e-6, 1e-6, false));
     assert_eq!(grads.targets, vec![4, 4]);
-    assert!(capture.outputs.iter().all(Option::is_some));
+    assert!((0..capture.outputs.len()).all(|node| capture.outputs.has(node)));
     assert!(grads.param_grad_norms.iter().zip(&model.graph().params).all(|(g, p)| g.is_some() == p.trainable));
 
     let off = RunOptions {
@@ -78,8 +78,77 @@ fn the_three_modes_agree_and_switches_change_the_result() {
     let graph = model.graph();
     let add = graph.node_id("layer1.0.add").unwrap();
     let bn2 = graph.node_id("layer1.0.bn2").unwrap();
-    assert!(cap.outputs[add].as_ref().unwrap().equal(cap.outputs[bn2].as_ref().unwrap()));
+    assert!(cap.outputs.get(add).unwrap().unwrap().equal(&cap.outputs.get(bn2).unwrap().unwrap()));
     assert!(model.gradients(&x, Some(10), &RunOptions::default()).is_err(), "class 10 of 10 is out of range");
+}
+
+/// A capture lets activations overwrite the batch norms and residual sums they alone read, as
+/// a plain forward does, and makes those outputs again when asked: each must be what a capture
+/// that overwrites nothing computed, bit for bit.
+#[test]
+fn outputs_made_again_are_the_ones_a_capture_keeping_all_computed() {
+    let cases = [
+        ("resnet18", Vec::new()),
+        ("resnet18", vec!["all".to_owned()]),
+        ("mobilenet_v2", Vec::new()),
+        ("densenet121", Vec::new()),
+        ("efficientnet_lite0", Vec::new()),
+        ("inception_v3", Vec::new()),
+    ];
+    for (arch, switches) in cases {
+        let model = model(arch);
+        tch::manual_seed(9);
+        let x = Tensor::randn([2, 3, 96, 96], (Kind::Float, Device::Cpu));
+        let opts =
+            RunOptions { disabled_residuals: model.graph().resolve_residuals(&switches).unwrap(), ..REFERENCE_LAYOUT };
+        let capture = model.forward_capture(&x, &opts).unwrap();
+        let _guard = tch::no_grad_guard();
+        let every = model.forward_autograd_capture(&x, &opts, &|| false).unwrap().unwrap();
+        assert!(capture.logits.equal(&every.logits), "{arch}");
+        let mut remade = 0;
+        for node in 0..capture.outputs.len() {
+            let name = &model.graph().nodes[node].name;
+            let expected = every.outputs.held(node);
+            let got = capture.outputs.get(node).unwrap();
+            assert_eq!(got.is_some(), expected.is_some(), "{arch}: {name}");
+            if let (Some(got), Some(expected)) = (got, expected) {
+                assert!(got.equal(expected), "{arch}: {name} made again differs");
+            }
+            if capture.outputs.is_remade(node) {
+                // Random weights shrink activations with depth, but an output of zeros would
+                // compare nothing.
+                let largest = every.outputs.held(node).unwrap().abs().max().double_value(&[]);
+                assert!(largest > 0.0, "{arch}: {name} is all zeros");
+                remade += 1;
+            }
+        }
+        // Each has an activation after most batch norms (ResNet-18 without its shortcuts: one in
+        // each block, and the stem's).
+        assert!(remade >= 9, "{arch} {switches:?}: only {remade} outputs were left to be made again");
+    }
+}
+
+/// A batch norm's output made again after its weights changed in place (a training step)
+/// would be another number: it is refused.
+#[test]
+fn an_output_is_not_made_again_from_changed_weights() {
+    let model = model("resnet20");
+    tch::manual_seed(3);
+    let x = Tensor::randn([1, 3, 32, 32], (Kind::Float, Device::Cpu));
+    let capture = model.forward_capture(&x, &REFERENCE_LAYOUT).unwrap();
+    let graph = model.graph();
+    let bn = graph.node_id("layer1.0.bn1").unwrap();
+    assert!(capture.outputs.is_remade(bn), "the ReLU after it overwrote it");
+    let before = capture.outputs.get(bn).unwrap().unwrap();
+    let weight = graph.params.iter().position(|p| p.node == bn).unwrap();
+    {
+        let _guard = tch::no_grad_guard();
+        let mut gamma = model.params()[weight].shallow_clone();
+        drop(gamma.f_mul_scalar_(2.0).unwrap());
+    }
+    let refused = capture.outputs.get(bn).expect_err("changed weights are refused").to_string();
+    assert!(refused.contains("layer1.0.bn1") && refused.contains("changed"), "{refused}");
+    assert!(before.abs().max().double_value(&[]) > 1e-3);
 }
 
 const REFERENCE_LAYOUT: RunOptions =
@@ -119,13 +188,14 @@ fn a_run_up_to_one_node_gives_what_the_capture_kept() {
             RunOptions { disabled_residuals: model.graph().resolve_residuals(&switches).unwrap(), ..REFERENCE_LAYOUT };
         let capture = model.forward_capture(&x, &opts).unwrap();
         let mut compared = 0;
-        for (node, kept) in capture.outputs.iter().enumerate() {
+        for node in 0..capture.outputs.len() {
+            let kept = capture.outputs.get(node).unwrap();
             assert_eq!(model.runs_node(node, &opts), kept.is_some(), "{arch}: node {node}");
             let Some(kept) = kept else { continue };
             // Every third node keeps the test quick; each run recomputes from the input.
             if node % 3 == 0 || node == model.graph().output {
                 let alone = model.forward_to(&x, &opts, node).unwrap();
-                assert!(alone.equal(kept), "{arch}: {}", model.graph().nodes[node].name);
+                assert!(alone.equal(&kept), "{arch}: {}", model.graph().nodes[node].name);
                 compared += 1;
             }
         }

@@ -83,7 +83,7 @@ fn auxiliary_classifiers_run_in_training_only() {
                 seeded(2, || model.forward_capture(&input, &RunOptions { train, ..RunOptions::default() })).unwrap();
             assert_eq!(capture.logits.size(), [2, 1000]);
             for &node in &aux {
-                let out = capture.outputs[node].as_ref();
+                let out = capture.outputs.get(node).unwrap();
                 if train {
                     assert_eq!(
                         out.map(|t| t.size()),

@@ -53,10 +53,8 @@ pub(super) fn layer_cams(
     }
     let objective = Objective::resolve(settings.target, &capture.logits)?;
     let score = objective.score(&capture.logits)?;
-    let activations: Vec<&Tensor> = nodes
-        .iter()
-        .map(|&id| capture.outputs[id].as_ref().ok_or_else(|| not_run(model, id)))
-        .collect::<Result<_>>()?;
+    let activations: Vec<&Tensor> =
+        nodes.iter().map(|&id| capture.outputs.held(id).ok_or_else(|| not_run(model, id))).collect::<Result<_>>()?;
     // One backward pass to every layer at once, as torch.autograd.grad with several inputs.
     let grads = Tensor::f_run_backward(&[&score], &activations, false, false).context(|| "backward pass".into())?;
     let method = if settings.method == Method::GuidedGradCam { Method::GradCam } else { settings.method };

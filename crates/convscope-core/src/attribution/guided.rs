@@ -118,9 +118,9 @@ fn guided_gradient(
             gradient = Some(g);
             break;
         }
-        let output = capture.outputs[id].as_ref().ok_or_else(|| not_computed(graph, id))?;
+        let output = capture.outputs.held(id).ok_or_else(|| not_computed(graph, id))?;
         let froms = used_inputs(graph, opts, id);
-        let value = |from: NodeId| capture.outputs[from].as_ref().ok_or_else(|| not_computed(graph, from));
+        let value = |from: NodeId| capture.outputs.held(from).ok_or_else(|| not_computed(graph, from));
         // Several inputs: worked out here, because autograd from this node's output would also
         // run back through any path from one input to another (a residual block's branch, a
         // dense block's earlier features) without the guided rule.

@@ -480,7 +480,9 @@ fn read(model: &Model, spec: &ArchSpec, digit: &DrawnDigit, while_training: bool
     let node = |name: &str| -> Option<NodeId> { graph.nodes.iter().position(|n| n.name == name) };
     let mut maps = Vec::new();
     for (label, name) in SHOWN_LAYERS {
-        let Some(output) = node(name).and_then(|id| capture.outputs.get(id)).and_then(Option::as_ref) else {
+        let Some(output) =
+            node(name).map(|id| capture.outputs.get(id)).transpose().map_err(|e| e.to_string())?.flatten()
+        else {
             continue;
         };
         let size = output.size();
@@ -489,7 +491,7 @@ fn read(model: &Model, spec: &ArchSpec, digit: &DrawnDigit, while_training: bool
             label,
             node: name,
             shape: [c as usize, h as usize, w as usize],
-            values: floats(output)?,
+            values: floats(&output)?,
         });
     }
     let seen: Vec<f32> = floats(&input)?

@@ -3,7 +3,8 @@
 use tch::{Kind, Tensor};
 
 use super::fast::{FastConv, channels_last};
-use super::plan::{BatchNorm, Behaviour, RunPlan, Schedule, makes_new_tensor};
+use super::outputs::{Outputs, Recipe};
+use super::plan::{BatchNorm, Behaviour, InPlace, RunPlan, Schedule, makes_new_tensor};
 use super::{Model, RunOptions, interrupted};
 use crate::error::{Error, Result, TorchContext};
 use crate::graph::{Activation, NodeId, Op};
@@ -21,6 +22,25 @@ impl Model {
         plan: &RunPlan,
         interrupt: &dyn Fn() -> bool,
     ) -> Result<Option<Vec<Option<Tensor>>>> {
+        debug_assert!(plan.in_place != InPlace::Remakeable, "a run that remakes outputs returns `Outputs`");
+        Ok(self.run_nodes(input, opts, plan, interrupt)?.map(|(values, _)| values))
+    }
+
+    /// A run whose activations may overwrite what can be made again (`InPlace::Remakeable`).
+    pub(super) fn execute_remaking(&self, input: &Tensor, opts: &RunOptions, plan: &RunPlan) -> Result<Outputs> {
+        let (values, recipes) = self.run_nodes(input, opts, plan, &|| false)?.ok_or_else(interrupted)?;
+        Ok(Outputs::new(values, recipes, self.graph.clone()))
+    }
+
+    /// The nodes in order, with the recipes of the outputs overwritten that can be made again.
+    #[allow(clippy::type_complexity)]
+    fn run_nodes(
+        &self,
+        input: &Tensor,
+        opts: &RunOptions,
+        plan: &RunPlan,
+        interrupt: &dyn Fn() -> bool,
+    ) -> Result<Option<(Vec<Option<Tensor>>, Vec<Option<Recipe>>)>> {
         let fast_convs = plan.fast_convs;
         self.check_input_for(input, plan.behaviour.auxiliary)?;
         let input = input
@@ -32,6 +52,7 @@ impl Model {
         let target = plan.until.unwrap_or(graph.output);
         let schedule = Schedule::new(graph, &disabled, plan.behaviour.auxiliary, target);
         let mut values: Vec<Option<Tensor>> = (0..graph.nodes.len()).map(|_| None).collect();
+        let mut recipes: Vec<Option<Recipe>> = (0..graph.nodes.len()).map(|_| None).collect();
         // Whether a value's memory is its own, not shared with a live input it aliases.
         let mut owns_memory = vec![false; graph.nodes.len()];
         for (id, node) in graph.nodes.iter().enumerate() {
@@ -45,12 +66,21 @@ impl Model {
             // other node reads it and its memory is its own (one allocation and pass fewer).
             let overwritable = match (&node.op, node.inputs.as_slice()) {
                 (Op::Activation(a), [edge])
-                    if plan.in_place
+                    if plan.in_place != InPlace::Never
                         && owns_memory[edge.from]
                         && schedule.uses[edge.from] == 1
                         && edge.from != target =>
                 {
-                    Some((*a, edge.from))
+                    match plan.in_place {
+                        InPlace::Remakeable => match self.recipe(edge.from, disabled[edge.from], plan.behaviour) {
+                            Some(recipe) => {
+                                recipes[edge.from] = Some(recipe.context(|| graph.nodes[edge.from].name.clone())?);
+                                Some((*a, edge.from))
+                            }
+                            None => None,
+                        },
+                        _ => Some((*a, edge.from)),
+                    }
                 }
                 _ => None,
             };
@@ -82,7 +112,31 @@ impl Model {
                 }
             }
         }
-        Ok(Some(values))
+        Ok(Some((values, recipes)))
+    }
+
+    /// How to make `id`'s output again from its inputs, bit for bit, where that is cheap and
+    /// its inputs stay as they are (each is read by `id`, so no activation overwrites it).
+    fn recipe(&self, id: NodeId, residual_off: bool, behaviour: Behaviour) -> Option<Result<Recipe, tch::TchError>> {
+        let node = &self.graph.nodes[id];
+        let from = |i: usize| node.inputs.get(i).map(|e| e.from);
+        match &node.op {
+            Op::BatchNorm2d { eps, momentum, .. } if behaviour.batch_norm == BatchNorm::Running => {
+                let input = from(0)?;
+                let p = &self.params[self.first_param[id]..][..4];
+                let params = [&p[0], &p[1], &p[2], &p[3]].map(Tensor::shallow_clone);
+                let versions = match params.each_ref().map(Tensor::f_internal_version) {
+                    [Ok(a), Ok(b), Ok(c), Ok(d)] => [a, b, c, d],
+                    versions => return versions.into_iter().find_map(Result::err).map(Err),
+                };
+                Some(Ok(Recipe::BatchNorm { input, params, versions, momentum: *momentum, eps: *eps }))
+            }
+            Op::Add if !residual_off => Some(Ok(Recipe::Add { a: from(0)?, b: from(1)? })),
+            Op::ScaledAdd { scale } if !residual_off => {
+                Some(Ok(Recipe::ScaledAdd { a: from(0)?, b: from(1)?, scale: *scale }))
+            }
+            _ => None,
+        }
     }
 
     fn eval_node(

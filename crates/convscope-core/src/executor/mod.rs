@@ -15,6 +15,7 @@ mod fast;
 mod gradients;
 mod init;
 mod interpret;
+mod outputs;
 mod plan;
 
 use std::sync::{Arc, Mutex};
@@ -26,7 +27,8 @@ use crate::graph::{Graph, NodeId};
 
 use fast::{FastConv, MadeFrom, batch_norm_after};
 use init::{finish_param, init_param, placed_params};
-use plan::{Behaviour, RunPlan, Schedule};
+pub use outputs::Outputs;
+use plan::{Behaviour, InPlace, RunPlan, Schedule};
 
 /// Where the weights of a model came from; every output says so.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,9 +75,9 @@ pub enum Layout {
     Reference,
 }
 
-/// Every node's output from one forward pass (`None` for nodes the run did not need).
+/// Every node's output from one forward pass, and the logits.
 pub struct Capture {
-    pub outputs: Vec<Option<Tensor>>,
+    pub outputs: Outputs,
     pub logits: Tensor,
 }
 
@@ -332,7 +334,7 @@ impl Model {
             .transpose()?;
         let plan = RunPlan {
             keep_all: false,
-            in_place: true,
+            in_place: InPlace::Any,
             fast_convs: fast.as_deref(),
             until: None,
             behaviour: Behaviour::of(opts),
@@ -343,8 +345,13 @@ impl Model {
 
     /// Forward recording the autograd graph, for a training step.
     pub fn forward_with_grad(&self, input: &Tensor, opts: &RunOptions) -> Result<Tensor> {
-        let plan =
-            RunPlan { keep_all: false, in_place: false, fast_convs: None, until: None, behaviour: Behaviour::of(opts) };
+        let plan = RunPlan {
+            keep_all: false,
+            in_place: InPlace::Never,
+            fast_convs: None,
+            until: None,
+            behaviour: Behaviour::of(opts),
+        };
         let mut values = self.execute(input, opts, &plan)?;
         take_output(&mut values, self.graph.output)
     }
@@ -358,7 +365,7 @@ impl Model {
         let _guard = tch::no_grad_guard();
         let plan = RunPlan {
             keep_all: false,
-            in_place: true,
+            in_place: InPlace::Any,
             fast_convs: None,
             until: Some(node),
             behaviour: Behaviour::of(opts),
@@ -375,7 +382,7 @@ impl Model {
         }
         let plan = RunPlan {
             keep_all: false,
-            in_place: false,
+            in_place: InPlace::Never,
             fast_convs: None,
             until: Some(node),
             behaviour: Behaviour::of(opts),
@@ -392,14 +399,14 @@ impl Model {
         schedule.needed.get(node).copied().unwrap_or(false)
     }
 
-    /// Forward keeping every node's output, in the reference layout.
+    /// Forward keeping every node's output, in the reference layout. Activations overwrite
+    /// the batch norms and residual sums they alone read, as in a plain forward; those
+    /// outputs are made again, bit for bit, when asked for (`Outputs::get`).
     pub fn forward_capture(&self, input: &Tensor, opts: &RunOptions) -> Result<Capture> {
         let _guard = tch::no_grad_guard();
-        let outputs = self.execute(input, opts, &RunPlan::keep_all(Behaviour::of(opts)))?;
-        let logits = outputs[self.graph.output]
-            .as_ref()
-            .map(Tensor::shallow_clone)
-            .ok_or_else(|| Error::Input("the output was not computed".into()))?;
+        let plan = RunPlan { in_place: InPlace::Remakeable, ..RunPlan::keep_all(Behaviour::of(opts)) };
+        let outputs = self.execute_remaking(input, opts, &plan)?;
+        let logits = outputs.held(self.graph.output).map(Tensor::shallow_clone).ok_or_else(not_computed_output)?;
         Ok(Capture { outputs, logits })
     }
 
@@ -417,11 +424,8 @@ impl Model {
         let Some(outputs) = self.execute_interruptible(input, opts, &plan, interrupt)? else {
             return Ok(None);
         };
-        let logits = outputs[self.graph.output]
-            .as_ref()
-            .map(Tensor::shallow_clone)
-            .ok_or_else(|| Error::Input("the output was not computed".into()))?;
-        Ok(Some(Capture { outputs, logits }))
+        let logits = outputs[self.graph.output].as_ref().map(Tensor::shallow_clone).ok_or_else(not_computed_output)?;
+        Ok(Some(Capture { outputs: Outputs::from_tensors(outputs), logits }))
     }
 
     /// Forward + backward of the cross-entropy loss for `target` (default: each sample's
@@ -531,5 +535,9 @@ fn interrupted() -> Error {
 }
 
 fn take_output(values: &mut [Option<Tensor>], output: NodeId) -> Result<Tensor> {
-    values[output].take().ok_or_else(|| Error::Input("the output was not computed".into()))
+    values[output].take().ok_or_else(not_computed_output)
+}
+
+fn not_computed_output() -> Error {
+    Error::Input("the output was not computed".into())
 }

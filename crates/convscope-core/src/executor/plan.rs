@@ -54,8 +54,8 @@ impl Behaviour {
 pub(super) struct RunPlan<'a> {
     /// Keep every node's output (capture, gradients); otherwise free each after its last use.
     pub(super) keep_all: bool,
-    /// Let activations overwrite their input (plain forward: no autograd, nothing kept).
-    pub(super) in_place: bool,
+    /// Which inputs activations may overwrite.
+    pub(super) in_place: InPlace,
     /// Per node, the convolutions of `Layout::Fast`: the input and the convolutions run
     /// channels-last, and batch norms folded into their convolution pass its output on.
     pub(super) fast_convs: Option<&'a [Option<FastConv>]>,
@@ -67,8 +67,20 @@ pub(super) struct RunPlan<'a> {
 impl RunPlan<'_> {
     /// Every output kept, nothing overwritten: a capture, or a gradient pass's forward.
     pub(super) fn keep_all(behaviour: Behaviour) -> RunPlan<'static> {
-        RunPlan { keep_all: true, in_place: false, fast_convs: None, until: None, behaviour }
+        RunPlan { keep_all: true, in_place: InPlace::Never, fast_convs: None, until: None, behaviour }
     }
+}
+
+/// Which inputs an activation may overwrite, when no other node reads them and their memory
+/// is their own (torchvision's `inplace=True`: one allocation and pass fewer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum InPlace {
+    /// None: autograd needs them, or the caller keeps them.
+    Never,
+    /// Any: nothing is kept (plain forward).
+    Any,
+    /// Those a capture can make again bit for bit from what it keeps (`outputs::Recipe`).
+    Remakeable,
 }
 
 /// Whether `eval_node` gives `op` a tensor of its own rather than a view or the input itself,

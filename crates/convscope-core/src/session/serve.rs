@@ -14,7 +14,7 @@ use super::protocol::*;
 use crate::attribution::{self, Control};
 use crate::engine::batch::{self, Batch, BatchImage, BatchKind};
 use crate::engine::{self, GradientSettings, WeightsChoice};
-use crate::executor::{GradientMode, Layout, Model, RunOptions, Targets};
+use crate::executor::{GradientMode, Layout, Model, Outputs, RunOptions, Targets};
 use crate::graph::NodeId;
 use crate::zoo::ArchSpec;
 use crate::{compare, latency, preprocess, zoo};
@@ -141,7 +141,7 @@ pub(super) struct Worker {
     batch: Option<(BatchKey, Batch)>,
     /// The outputs kept from the last run (or, keeping only the viewed layer, the one last
     /// shown), for the layer view.
-    outputs: Vec<Option<Tensor>>,
+    outputs: Outputs,
     /// The residual switches and retention of the last run, to run it again up to a node.
     disabled: Vec<NodeId>,
     retention: Retention,
@@ -329,7 +329,7 @@ impl Worker {
         self.input = None;
         self.decoded = None;
         self.batch = None;
-        self.outputs.clear();
+        self.outputs = Outputs::default();
         crate::memory::release_freed_memory();
         Ok(Payload::Loaded(loaded))
     }
@@ -367,7 +367,7 @@ impl Worker {
                 let capture = model.forward_capture(&input, &options).map_err(|e| e.to_string())?;
                 (capture.logits, capture.outputs)
             }
-            Retention::ViewedLayer => (model.forward(&input, &options).map_err(|e| e.to_string())?, Vec::new()),
+            Retention::ViewedLayer => (model.forward(&input, &options).map_err(|e| e.to_string())?, Outputs::default()),
         };
         let top5 = engine::top_k(&logits, spec.labels, 5).map_err(|e| e.to_string())?;
         let forward_ms = elapsed_ms(start);
@@ -451,12 +451,12 @@ impl Worker {
         // a capture of the image, made only when the switches changed.
         let image_alone = settings.options.mode == GradientMode::Inference && built.summary.counts.total() == 1;
         let outputs = match retention {
-            Retention::ViewedLayer => Vec::new(),
-            Retention::EveryLayer if image_alone => report.outputs,
+            Retention::ViewedLayer => Outputs::default(),
+            Retention::EveryLayer if image_alone => Outputs::from_tensors(report.outputs),
             Retention::EveryLayer
                 if self.retention == Retention::EveryLayer && self.disabled == disabled && !self.outputs.is_empty() =>
             {
-                self.outputs.iter().map(|o| o.as_ref().map(Tensor::shallow_clone)).collect()
+                self.outputs.shallow_clone()
             }
             Retention::EveryLayer => {
                 model.forward_capture(input, &shown_run(disabled)).map_err(|e| e.to_string())?.outputs
@@ -524,7 +524,7 @@ impl Worker {
     fn activation(&mut self, node: NodeId) -> Result<ActivationData, ReplyError> {
         let (spec, model) = self.loaded().map_err(plain)?;
         let arch = spec.id;
-        let kept = self.outputs.get(node).is_some_and(Option::is_some);
+        let kept = self.outputs.has(node);
         if !kept && self.retention == Retention::ViewedLayer {
             let input = self.input.as_ref().ok_or_else(|| plain("open an image first"))?;
             let options = shown_run(&self.disabled);
@@ -532,12 +532,10 @@ impl Worker {
             if model.runs_node(node, &options) {
                 let output = model.forward_to(input, &options, node).map_err(plain)?;
                 // One layer is kept at a time: the previous one goes.
-                let mut outputs: Vec<Option<Tensor>> = (0..model.graph().nodes.len()).map(|_| None).collect();
-                outputs[node] = Some(output);
-                self.outputs = outputs;
+                self.outputs = Outputs::only(model.graph().nodes.len(), node, output);
             }
         }
-        let tensor = self.outputs.get(node).and_then(Option::as_ref).ok_or_else(|| {
+        let tensor = self.outputs.get(node).map_err(plain)?.ok_or_else(|| {
             plain("this node has no output yet: open an image (nodes off the path of the last run have none)")
         })?;
         let sample = tensor
