@@ -113,13 +113,15 @@ impl GradientView {
                     flow.disabled.len()
                 ));
             }
-            if pending {
-                theme::spinner(ui);
-            }
             if view.current.is_some()
                 && ui.button("Export CSV…").on_hover_text("Save the gradient norms per node as CSV").clicked()
             {
                 commands.push(Command::ExportGradients);
+            }
+            // Last: a widget after it would change id while it turns, and a button new to
+            // egui asks for one more frame.
+            if pending {
+                theme::spinner(ui);
             }
         });
         mode_ui(ui, view, model.default_gradient_mode, commands);

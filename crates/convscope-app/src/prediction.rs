@@ -53,6 +53,9 @@ pub fn device_ui(ui: &mut egui::Ui, current: DeviceChoice, cuda_available: bool,
     }
 }
 
+/// Wide enough for every label and figure of the timings.
+const TIMING_COLUMN: f32 = 120.0;
+
 impl PredictionView {
     /// `target`: the class the gradients are taken for, marked on its row.
     /// `on_screen`: the last image's way to the screen, once it has got there.
@@ -99,8 +102,12 @@ impl PredictionView {
             });
         }
         ui.add_space(6.0);
-        egui::Grid::new("timings").num_columns(2).show(ui, |ui| {
+        // The same rows and column widths whatever the figures: a grid that changes size
+        // lays itself out again in one more frame, which costs a window drawn without a GPU
+        // as much as a forward pass.
+        egui::Grid::new("timings").num_columns(2).min_col_width(TIMING_COLUMN).show(ui, |ui| {
             let t = &prediction.timings;
+            let ms = |value: Option<f64>| value.map_or_else(|| "–".to_owned(), |ms| format!("{ms:.1} ms"));
             for (label, value) in [
                 ("decode", t.decode_ms),
                 ("preprocess", t.preprocess_ms),
@@ -108,24 +115,22 @@ impl PredictionView {
                 ("maps", t.activation_ms),
                 ("forward + backward", t.backward_ms),
             ] {
-                if let Some(ms) = value {
-                    ui.weak(label);
-                    ui.weak(format!("{ms:.1} ms"));
-                    ui.end_row();
-                }
+                ui.weak(label);
+                ui.weak(ms(value));
+                ui.end_row();
             }
             ui.weak("device");
             ui.weak(device_label(prediction.device));
             ui.end_row();
-            if let Some(round) = on_screen
-                && let Some(done) = round.done_ms
-            {
-                ui.weak("on screen").on_hover_text(
-                    "From the image asked for to its top-5, the feature maps on view and the gradient curve drawn",
-                );
-                ui.weak(format!("{done:.0} ms"));
-                ui.end_row();
-            }
+            ui.weak("on screen").on_hover_text(
+                "From the image asked for to its top-5, the feature maps on view and the gradient curve drawn",
+            );
+            ui.weak(
+                on_screen
+                    .and_then(|round| round.done_ms)
+                    .map_or_else(|| "…".to_owned(), |done| format!("{done:.0} ms")),
+            );
+            ui.end_row();
         });
     }
 }
