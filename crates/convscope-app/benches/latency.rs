@@ -154,6 +154,7 @@ fn report_from_json(value: &Value) -> Option<LatencyReport> {
         threads: usize::try_from(value["threads"].as_u64()?).ok()?,
         first_frame_ms: value["first_frame_ms"].as_f64(),
         rounds,
+        frame_ms: value["frame_ms"].as_f64(),
     })
 }
 
@@ -293,7 +294,15 @@ fn main() {
         Some(Err(e)) => println!("with {all_cores} threads: not measured: {e}"),
         None => {}
     }
+    if let Some(ms) = headless.frame_ms {
+        println!("a frame back to back, headless: {ms:.1} ms (egui's layout and kittest's steps, nothing rasterised)");
+    }
     if let Ok(report) = &window {
+        if let Some(ms) = report.frame_ms {
+            println!(
+                "a frame back to back, in the window: {ms:.1} ms (layout, and rasterisation where there is no GPU)"
+            );
+        }
         match report.first_frame_ms {
             Some(ms) => println!("first frame of the window: {ms:.0} ms after the process started (target ≤ 1000)"),
             None => println!("first frame of the window: unknown (no /proc here)"),

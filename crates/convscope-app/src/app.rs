@@ -122,6 +122,9 @@ pub(crate) struct Runtime {
     pub(crate) attribution: crate::attribution::AttributionView,
     /// How long the last images took to reach the screen.
     pub(crate) stopwatch: Stopwatch,
+    /// The panels' colours (dark, light) where the window clears to them instead of painting
+    /// the panels (`App::clear_panels`).
+    pub(crate) cleared_panels: Option<[egui::Color32; 2]>,
     pub(crate) latency_run: Option<Driver>,
     /// libtorch's threads on the model worker.
     pub(crate) worker_threads: usize,
@@ -135,6 +138,17 @@ pub struct App {
 }
 
 impl App {
+    /// In a window: the panels are not painted, the window is cleared in their colour. The
+    /// same picture, one layer fewer: without a GPU (a VM, a remote desktop) Mesa rasterises
+    /// the window on the CPU, where each pixel a shape covers costs (one layer over this
+    /// window took about 70 ms a frame on this project's machines, more than Lite0's forward
+    /// pass), and the panels cover all of it.
+    pub fn clear_panels(&mut self, ctx: &egui::Context) {
+        let fill = |theme| ctx.style_of(theme).visuals.panel_fill;
+        self.runtime.cleared_panels = Some([fill(egui::Theme::Dark), fill(egui::Theme::Light)]);
+        ctx.all_styles_mut(|style| style.visuals.panel_fill = egui::Color32::TRANSPARENT);
+    }
+
     pub fn new(cc: &eframe::CreationContext<'_>, start: Start) -> std::io::Result<Self> {
         let (mut settings, notice) =
             if start.ignore_storage { (Settings::default(), None) } else { Settings::from_storage(cc.storage) };
@@ -177,6 +191,7 @@ impl App {
                 lab: lab::LabView::default(),
                 attribution: Default::default(),
                 stopwatch: Stopwatch::default(),
+                cleared_panels: None,
                 latency_run: start.latency_run.map(Driver::new),
                 worker_threads: threads.unwrap_or_else(|| usize::try_from(tch::get_num_threads()).unwrap_or(1)),
                 draw: Default::default(),
@@ -449,6 +464,9 @@ impl App {
                 if !had_report && driver.report.is_some() && driver.writes_file() {
                     ctx.send_viewport_cmd(egui::ViewportCommand::Close);
                 }
+                if driver.timing_frames() {
+                    ctx.request_repaint();
+                }
                 commands
             }
             Err(text) => {
@@ -514,6 +532,14 @@ impl eframe::App for App {
             // Replies wake the window; meanwhile the spinner turns at a bounded rate, leaving
             // the cores to libtorch.
             ctx.request_repaint_after(crate::theme::BUSY_REPAINT);
+        }
+    }
+
+    fn clear_color(&self, visuals: &egui::Visuals) -> [f32; 4] {
+        match self.runtime.cleared_panels {
+            Some([dark, light]) => if visuals.dark_mode { dark } else { light }.to_normalized_gamma_f32(),
+            // eframe's own default.
+            None => egui::Color32::from_rgba_unmultiplied(12, 12, 12, 180).to_normalized_gamma_f32(),
         }
     }
 

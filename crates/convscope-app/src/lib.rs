@@ -75,6 +75,14 @@ pub fn run_window(start: Start) -> Result<(), String> {
             .with_drag_and_drop(true),
         ..Default::default()
     };
-    eframe::run_native("convscope", options, Box::new(move |cc| Ok(Box::new(App::new(cc, start)?))))
-        .map_err(|e| e.to_string())
+    eframe::run_native(
+        "convscope",
+        options,
+        Box::new(move |cc| {
+            let mut app = App::new(cc, start)?;
+            app.clear_panels(&cc.egui_ctx);
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| e.to_string())
 }
