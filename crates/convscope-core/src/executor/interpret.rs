@@ -85,7 +85,7 @@ impl Model {
         Ok(Some(values))
     }
 
-    fn eval_node(
+    pub(super) fn eval_node(
         &self,
         id: NodeId,
         x: &[&Tensor],

@@ -16,6 +16,7 @@ mod gradients;
 mod init;
 mod interpret;
 mod plan;
+mod sliced;
 
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +28,7 @@ use crate::graph::{Graph, NodeId};
 use fast::{FastConv, MadeFrom, batch_norm_after};
 use init::{finish_param, init_param, placed_params};
 use plan::{Behaviour, RunPlan, Schedule};
+pub use sliced::ChannelTail;
 
 /// Where the weights of a model came from; every output says so.
 #[derive(Clone, Debug, PartialEq)]
