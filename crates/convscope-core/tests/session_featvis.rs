@@ -1,7 +1,8 @@
 //! Feature visualisation through the model worker, as the app's panel asks for it: the answer
 //! equals `featvis::visualize` on the same model, progress (with a preview) is readable while
 //! it runs, a cancelled request is answered as dropped, a newer one supersedes an older one,
-//! an impossible channel is an error, and top-activating examples equal the direct search.
+//! an impossible channel is an error, and top-activating examples equal the direct search,
+//! report their progress and stop when cancelled.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,8 @@ use convscope_core::engine::{self, WeightsChoice};
 use convscope_core::featvis::examples::{self, Source};
 use convscope_core::featvis::{self, Control, Settings};
 use convscope_core::session::{
-    FeatvisProgress, Payload, Request, RequestKind, TOP_EXAMPLES, TopExamplesFound, Visualized, WorkerHandle,
+    ExamplesProgress, FeatvisProgress, Payload, Request, RequestKind, TOP_EXAMPLES, TopExamplesFound, Visualized,
+    WorkerHandle,
 };
 use convscope_core::zoo;
 use tch::Device;
@@ -156,4 +158,34 @@ fn top_examples_through_the_worker_equal_the_direct_search() {
         assert_eq!(strip.names, found.iter().map(|e| names[e.image].clone()).collect::<Vec<_>>());
         assert_eq!(strip.strip.size, [9 * 66 - 2, 64]);
     }
+}
+
+/// A search through a big folder: its progress (images read, of all) is readable while it
+/// runs and only grows; cancelled, it is answered as dropped, with no examples.
+#[test]
+fn a_search_for_examples_reports_progress_and_stops_when_cancelled() {
+    let mut worker = worker();
+    let node = zoo::find("lenet5").unwrap().graph().node_id("conv2").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..20_000 {
+        let digit = convscope_core::paths::asset(&format!("digits/digit_{}.png", i % 10));
+        std::fs::hard_link(digit, dir.path().join(format!("{i:05}.png"))).unwrap();
+    }
+    worker.send(Request::TopExamples { node, channels: vec![4], source: Source::Folder(dir.path().to_owned()) });
+    let mut seen: Vec<ExamplesProgress> = Vec::new();
+    wait_until(&mut worker, "progress past the first images", |w, payloads| {
+        assert!(payloads.is_empty(), "answered before it was cancelled");
+        seen.extend(w.examples_progress());
+        seen.last().is_some_and(|p| p.done >= 10)
+    });
+    worker.cancel_examples();
+    wait_until(&mut worker, "the cancelled search to end", |w, payloads| {
+        assert!(!payloads.iter().any(|p| matches!(p, Payload::TopExamples(_))), "a cancelled search answered");
+        !w.is_pending(RequestKind::TopExamples)
+    });
+    assert!(worker.examples_progress().is_none(), "no progress once it ended");
+    assert!(seen.iter().all(|p| p.total == 20_000));
+    assert!(seen.windows(2).all(|w| w[0].done <= w[1].done), "progress only grows");
+    let last = seen.last().unwrap().done;
+    assert!(last < 20_000, "it stopped before the end ({last} read)");
 }

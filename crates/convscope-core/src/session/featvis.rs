@@ -44,15 +44,45 @@ pub struct FeatvisProgress {
     pub preview: Option<Arc<Preview>>,
 }
 
+/// How far the search for top-activating examples under way has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExamplesProgress {
+    /// The request it answers.
+    pub seq: u64,
+    /// Images read and run so far, of `total`.
+    pub done: usize,
+    pub total: usize,
+}
+
 /// What the worker and the handle share: progress read by the UI, and the newest request the
-/// UI cancelled (asked between steps).
+/// UI cancelled (asked between steps), for visualisations and for searches of examples.
 #[derive(Default)]
 pub(super) struct FeatvisShared {
     progress: Mutex<Option<FeatvisProgress>>,
     cancelled_up_to: AtomicU64,
+    examples_progress: Mutex<Option<ExamplesProgress>>,
+    examples_cancelled_up_to: AtomicU64,
 }
 
 impl FeatvisShared {
+    pub(super) fn examples_progress(&self) -> Option<ExamplesProgress> {
+        self.examples_progress.lock().ok().and_then(|p| *p)
+    }
+
+    pub(super) fn set_examples_progress(&self, progress: Option<ExamplesProgress>) {
+        if let Ok(mut slot) = self.examples_progress.lock() {
+            *slot = progress;
+        }
+    }
+
+    pub(super) fn cancel_examples_up_to(&self, seq: u64) {
+        self.examples_cancelled_up_to.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    pub(super) fn is_examples_cancelled(&self, seq: u64) -> bool {
+        seq <= self.examples_cancelled_up_to.load(Ordering::Relaxed)
+    }
+
     pub(super) fn progress(&self) -> Option<FeatvisProgress> {
         self.progress.lock().ok().and_then(|p| p.clone())
     }
@@ -149,22 +179,28 @@ pub struct TopExamplesFound {
     pub compute_ms: f64,
 }
 
-/// The top-activating examples of `channels` of `node` in `source`; `None` when `interrupt`
-/// stopped the search.
+/// The top-activating examples of `channels` of `node` in `source`, each image read as the
+/// search reaches it, with progress after each in `shared`; `None` when `interrupt` stopped
+/// the search.
 pub(super) fn top(
     spec: &ArchSpec,
     model: &Model,
+    shared: &FeatvisShared,
+    seq: u64,
     (node, channels): (NodeId, &[i64]),
     source: &examples::Source,
     interrupt: &dyn Fn() -> bool,
 ) -> Result<Option<TopExamplesFound>, String> {
     let start = Instant::now();
-    let (names, inputs) = examples::inputs(spec, source).map_err(|e| e.to_string())?;
-    if inputs.is_empty() {
+    let set = examples::ImageSet::open(spec, source).map_err(|e| e.to_string())?;
+    if set.is_empty() {
         return Err("no images to look through".into());
     }
-    let mut control = Control { progress: &mut |_| {}, interrupt };
-    let Some(ranked) = examples::top_examples(model, node, &inputs, channels, TOP_EXAMPLES, &mut control)
+    shared.set_examples_progress(Some(ExamplesProgress { seq, done: 0, total: set.len() }));
+    let mut progress =
+        |p: Progress| shared.set_examples_progress(Some(ExamplesProgress { seq, done: p.step, total: p.steps }));
+    let mut control = Control { progress: &mut progress, interrupt };
+    let Some(ranked) = examples::top_examples_in(model, node, &set, channels, TOP_EXAMPLES, &mut control)
         .map_err(|e| e.to_string())?
     else {
         return Ok(None);
@@ -173,12 +209,12 @@ pub(super) fn top(
         .iter()
         .zip(channels)
         .map(|(found, &channel)| {
-            let strip = examples::strip(&spec.preprocess, &inputs, found, 64).map_err(|e| e.to_string())?;
+            let strip = examples::strip_in(&set, found, 64).map_err(|e| e.to_string())?;
             Ok(ExampleStrip {
                 channel,
                 strip: Preview { size: [strip.width() as usize, strip.height() as usize], rgb: strip.into_raw() },
                 values: found.iter().map(|e| e.value).collect(),
-                names: found.iter().map(|e| names[e.image].clone()).collect(),
+                names: found.iter().map(|e| set.names()[e.image].clone()).collect(),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -187,7 +223,7 @@ pub(super) fn top(
         origin: model.origin().to_string(),
         node,
         source: source.clone(),
-        images: inputs.len(),
+        images: set.len(),
         strips,
         compute_ms: start.elapsed().as_secs_f64() * 1e3,
     }))

@@ -263,9 +263,12 @@ impl Worker {
             }
             Request::Activation { node } => Payload::Activation(Box::new(self.activation(node)?)),
             Request::TopExamples { node, channels, source } => {
-                let interrupt = || inbox.should_yield(RequestKind::TopExamples);
+                let shared = Arc::clone(&self.featvis);
+                let interrupt = || shared.is_examples_cancelled(seq) || inbox.should_yield(RequestKind::TopExamples);
                 let (spec, model) = self.loaded().map_err(plain)?;
-                match super::featvis::top(spec, model, (node, &channels), &source, &interrupt).map_err(plain)? {
+                let outcome = super::featvis::top(spec, model, &shared, seq, (node, &channels), &source, &interrupt);
+                self.featvis.set_examples_progress(None);
+                match outcome.map_err(plain)? {
                     Some(found) => Payload::TopExamples(Box::new(found)),
                     None => return Ok(None),
                 }
