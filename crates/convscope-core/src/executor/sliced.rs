@@ -3,8 +3,9 @@
 //! norm, activations, pooling, residual additions, depthwise convolutions, concatenation,
 //! dropout in eval), every value on that tail is computed for the needed channels only, down
 //! to the ordinary convolutions that make them, which compute those output channels alone.
-//! Everything before the tail runs as `Model::forward_to_with_grad` runs it. The weights are
-//! constants here: the gradient reaches the input only.
+//! Everything before the tail runs as `Model::forward_to_with_grad` runs it, but for ReLUs,
+//! which overwrite their input where autograd allows (torchvision's `inplace=True`). The
+//! weights are constants here: the gradient reaches the input only.
 
 use tch::{Device, Kind, Tensor};
 
@@ -12,7 +13,7 @@ use super::fast::{FastConv, channels_last};
 use super::plan::{BatchNorm, Behaviour, Schedule};
 use super::{Layout, Model, RunOptions};
 use crate::error::{Error, Result, TorchContext};
-use crate::graph::{NodeId, Op};
+use crate::graph::{Activation, NodeId, Op};
 
 /// Which of a node's output channels a run needs.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +77,8 @@ pub struct ChannelTail<'a> {
     widths: Vec<i64>,
     /// Per node, the last node that reads it.
     last_use: Vec<NodeId>,
+    /// Per node, whether it is an activation that overwrites its input.
+    in_place: Vec<bool>,
     fast_convs: Option<Vec<Option<FastConv>>>,
 }
 
@@ -123,6 +126,7 @@ impl Model {
         demand[node] = if channels.is_some() { Demand::Channels(wanted.clone()) } else { Demand::Full };
         let mut sliced: Vec<Option<Sliced>> = (0..n).map(|_| None).collect();
         let mut last_use = vec![0; n];
+        let mut readers = vec![0u32; n];
         let _guard = tch::no_grad_guard();
         for id in (0..=node).rev() {
             if !schedule.needed[id] || demand[id] == Demand::Unused {
@@ -135,6 +139,7 @@ impl Model {
                 for edge in inputs {
                     demand[edge.from].merge(Demand::Full);
                     last_use[edge.from] = last_use[edge.from].max(id);
+                    readers[edge.from] += 1;
                 }
                 continue;
             };
@@ -144,11 +149,32 @@ impl Model {
             for (edge, ask) in inputs.iter().zip(asks) {
                 if ask != Demand::Unused {
                     last_use[edge.from] = last_use[edge.from].max(id);
+                    readers[edge.from] += 1;
                 }
                 demand[edge.from].merge(ask);
             }
             sliced[id] = Some(how);
         }
+        // Like torchvision's `inplace=True`: a ReLU (or ReLU6) overwrites its input when it
+        // alone reads it, reads it as it is, and the node that made it keeps no copy of it for
+        // its own gradient (a convolution keeps its input, batch norm its input, an addition
+        // nothing). ReLU's gradient needs only its output, so autograd allows it.
+        let in_place = (0..n)
+            .map(|id| {
+                let spec = &graph.nodes[id];
+                let (Op::Activation(Activation::Relu | Activation::Relu6), [edge]) = (&spec.op, spec.inputs.as_slice())
+                else {
+                    return false;
+                };
+                let from = edge.from;
+                let owns = match &graph.nodes[from].op {
+                    Op::Conv2d(_) | Op::BatchNorm2d { .. } | Op::ScaledAdd { .. } => true,
+                    Op::Add => !disabled[from],
+                    _ => false,
+                };
+                owns && readers[from] == 1 && from != node && from != graph.input && demand[from] == demand[id]
+            })
+            .collect();
         Ok(ChannelTail {
             model: self,
             target: node,
@@ -159,6 +185,7 @@ impl Model {
             sliced,
             widths,
             last_use,
+            in_place,
             fast_convs,
         })
     }
@@ -280,7 +307,17 @@ impl ChannelTail<'_> {
                 continue;
             }
             let spec = &graph.nodes[id];
-            let output = if id == graph.input { Ok(input.shallow_clone()) } else { self.node(id, &values, fast_convs) };
+            let output = if id == graph.input {
+                Ok(input.shallow_clone())
+            } else if self.in_place[id] {
+                match (values[spec.inputs[0].from].take(), &spec.op) {
+                    (Some(mut x), Op::Activation(Activation::Relu)) => x.f_relu_(),
+                    (Some(mut x), _) => x.f_relu6_(),
+                    (None, _) => Err(tch::TchError::Kind(format!("{}: an input was not computed", spec.name))),
+                }
+            } else {
+                self.node(id, &values, fast_convs)
+            };
             let output = output
                 .and_then(|t| match (&self.demand[id], &self.sliced[id]) {
                     (Demand::Channels(wanted), Some(Sliced::WholeThenSelect)) => {
