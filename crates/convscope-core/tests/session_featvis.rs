@@ -189,3 +189,64 @@ fn a_search_for_examples_reports_progress_and_stops_when_cancelled() {
     let last = seen.last().unwrap().done;
     assert!(last < 20_000, "it stopped before the end ({last} read)");
 }
+
+/// One search ranks every channel of the node: another channel of the same node and folder is
+/// answered from it without searching again, and equals the direct search; another node, or a
+/// model loaded since, searches again.
+#[test]
+fn one_search_answers_every_channel_of_its_node() {
+    let mut worker = worker();
+    let graph = zoo::find("lenet5").unwrap().graph();
+    let (conv1, conv2) = (graph.node_id("conv1").unwrap(), graph.node_id("conv2").unwrap());
+    let source = Source::Folder(convscope_core::paths::asset("digits"));
+    let ask = |worker: &mut WorkerHandle, node, channel| {
+        worker.send(Request::TopExamples { node, channels: vec![channel], source: source.clone() });
+        let mut answer: Option<TopExamplesFound> = None;
+        wait_until(worker, "top examples", |_, payloads| {
+            for payload in payloads {
+                if let Payload::TopExamples(found) = payload {
+                    answer = Some(*found);
+                }
+            }
+            answer.is_some()
+        });
+        answer.unwrap()
+    };
+    assert!(ask(&mut worker, conv2, 4).searched, "the first search reads the images");
+    let second = ask(&mut worker, conv2, 11);
+    assert!(!second.searched, "another channel of the same node is answered from the kept search");
+    assert!(ask(&mut worker, conv1, 2).searched, "another node searches again");
+
+    let spec = zoo::find("lenet5").unwrap();
+    let (model, _) = engine::load_model(&spec, &WeightsChoice::Random { seed: 5 }, Device::Cpu).unwrap();
+    let (names, inputs) = examples::inputs(&spec, &source).unwrap();
+    let mut control = Control { progress: &mut |_| {}, interrupt: &|| false };
+    let direct = examples::top_examples(&model, conv2, &inputs, &[11], TOP_EXAMPLES, &mut control).unwrap().unwrap();
+    assert_eq!(second.strips[0].values, direct[0].iter().map(|e| e.value).collect::<Vec<_>>());
+    assert_eq!(second.strips[0].names, direct[0].iter().map(|e| names[e.image].clone()).collect::<Vec<_>>());
+
+    // The same id and origin (a file may be rewritten under the same name): searched anew.
+    worker.send(Request::Load {
+        spec: Box::new(spec),
+        weights: WeightsChoice::Random { seed: 5 },
+        device: Device::Cpu,
+    });
+    wait_until(&mut worker, "the new model", |w, _| !w.any_pending());
+    assert!(ask(&mut worker, conv1, 3).searched, "a model loaded since searches again");
+    assert!(!ask(&mut worker, conv1, 4).searched);
+
+    // An impossible channel is an error, from the kept search too.
+    worker.send(Request::TopExamples { node: conv1, channels: vec![6], source: source.clone() });
+    let mut error = None;
+    let start = Instant::now();
+    while error.is_none() {
+        assert!(start.elapsed() < TIMEOUT, "no answer");
+        for reply in worker.poll() {
+            if let Err(e) = reply.result {
+                error = Some(e.message);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(error.unwrap().contains("no channel 6"));
+}
