@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use convscope_core::featvis::examples::{Source, inputs, strip, top_examples};
+use convscope_core::featvis::examples::{ImageSet, Source, strip_in, top_examples_in};
 use convscope_core::featvis::{self, Control, Progress};
 
 use crate::cli::ModelArgs;
@@ -55,11 +55,13 @@ pub fn run(args: &TopExamplesArgs) -> Result<()> {
         Some(dir) => Source::Folder(dir.clone()),
         None => Source::Bundled { digits: args.digits },
     };
-    let (names, inputs) = inputs(&spec, &source)?;
-    if inputs.is_empty() {
+    // Each image read as the search reaches it: a folder of thousands costs one image's memory.
+    let set = ImageSet::open(&spec, &source)?;
+    if set.is_empty() {
         bail!("no images to look through");
     }
-    let bar = indicatif::ProgressBar::new(inputs.len() as u64).with_style(
+    let names = set.names();
+    let bar = indicatif::ProgressBar::new(set.len() as u64).with_style(
         indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} images")
             .expect("a valid template")
             .progress_chars("=> "),
@@ -67,7 +69,7 @@ pub fn run(args: &TopExamplesArgs) -> Result<()> {
     bar.set_prefix(format!("{} {}", spec.id, args.node));
     let mut progress = |p: Progress| bar.set_position(p.step as u64);
     let mut control = Control { progress: &mut progress, interrupt: &|| false };
-    let ranked = top_examples(&model, node, &inputs, &args.channel, args.k, &mut control)?
+    let ranked = top_examples_in(&model, node, &set, &args.channel, args.k, &mut control)?
         .context("the search was interrupted")?;
     bar.finish_and_clear();
 
@@ -75,7 +77,7 @@ pub fn run(args: &TopExamplesArgs) -> Result<()> {
     let node_name = graph.nodes[node].name.replace(['/', '\\'], "_");
     let mut rows = Vec::new();
     for (examples, &channel) in ranked.iter().zip(&args.channel) {
-        let strip = strip(&spec.preprocess, &inputs, examples, TILE)?;
+        let strip = strip_in(&set, examples, TILE)?;
         let path = args.out.join(format!("{node_name}_c{channel}_top{}.png", examples.len()));
         strip.save(&path).with_context(|| format!("writing {}", path.display()))?;
         let list: Vec<_> = examples
@@ -91,14 +93,14 @@ pub fn run(args: &TopExamplesArgs) -> Result<()> {
             "arch": spec.id,
             "weights": model.origin().to_string(),
             "node": graph.nodes[node].name,
-            "images": inputs.len(),
+            "images": set.len(),
             "channels": rows,
         });
         serde_json::to_writer_pretty(&mut out, &doc)?;
         writeln!(out)?;
         return Ok(());
     }
-    writeln!(out, "{} ({}) {}: {} images", spec.card.name, model.origin(), graph.nodes[node].name, inputs.len())?;
+    writeln!(out, "{} ({}) {}: {} images", spec.card.name, model.origin(), graph.nodes[node].name, set.len())?;
     for row in &rows {
         writeln!(out, "channel {} -> {}", row["channel"], row["file"].as_str().unwrap_or_default())?;
         for (rank, e) in row["examples"].as_array().into_iter().flatten().enumerate() {

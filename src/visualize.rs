@@ -43,10 +43,14 @@ pub struct VisualizeArgs {
     /// apart by Lucid's diversity term).
     #[arg(long, default_value = "positive", value_parser = parse_objective)]
     pub objective: Objective,
-    /// Keep the input in PyTorch's NCHW layout rather than channels-last (15–20% faster on
-    /// the CPU, and may sum in another order).
+    /// Run PyTorch's own kernels (NCHW, batch norms apart) rather than the fast layout
+    /// (channels-last, batch norms folded: faster on the CPU, sums in another order).
     #[arg(long)]
     pub reference_layout: bool,
+    /// Compute the node's every channel, not only the ones optimised (slower; the same
+    /// objective up to float rounding).
+    #[arg(long)]
+    pub unsliced: bool,
     /// Channels optimised together in one batch.
     #[arg(long, default_value_t = 16)]
     pub batch: usize,
@@ -105,7 +109,8 @@ pub fn run(args: &VisualizeArgs) -> Result<()> {
         lr: args.lr,
         objective: args.objective,
         preview_every: 0,
-        channels_last: !args.reference_layout,
+        fast_layout: !args.reference_layout,
+        sliced: !args.unsliced,
         ..Settings::default()
     };
     settings.check()?;

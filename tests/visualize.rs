@@ -1,6 +1,7 @@
 //! `convscope visualize` end to end on LeNet-5 with its random initialisation (short runs):
 //! a PNG per channel, `--all` in batches with a grid, the run seeded (the same seed, the same
-//! picture; another seed, another), diversity's four images, and one-line errors. The
+//! picture; another seed, another), diversity's four images, the reference layout on the whole
+//! node reaching the default run's activations, and one-line errors. The
 //! optimisation's numbers are checked against Lucent in the core's featvis tests.
 
 mod common;
@@ -110,4 +111,22 @@ fn top_examples_rank_a_folder_and_write_a_strip_of_crops() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success() && stderr.contains("flat"), "{stderr}");
+}
+
+#[test]
+fn the_reference_layout_and_the_whole_node_reach_the_same_activations() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name).display().to_string();
+    let activations = |json: &serde_json::Value| -> Vec<f64> {
+        json["channels"].as_array().unwrap().iter().map(|c| c["activation"].as_f64().unwrap()).collect()
+    };
+    let fast = visualize_json(&["conv2", "--channel", "3,7", "--out", &out("fast")]);
+    let reference =
+        visualize_json(&["conv2", "--channel", "3,7", "--reference-layout", "--unsliced", "--out", &out("reference")]);
+    let (ours, theirs) = (activations(&fast), activations(&reference));
+    assert_eq!(ours.len(), 2);
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert!(b.abs() > 1e-3, "activation {b} too near zero to compare");
+        assert!((a - b).abs() <= 1e-3 * b.abs(), "sliced, fast layout {ours:?} against the reference's {theirs:?}");
+    }
 }

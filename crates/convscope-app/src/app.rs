@@ -418,7 +418,7 @@ impl App {
                 if let (Some(channel), Some(loaded)) = (layers.enlarged, model) {
                     let pending =
                         [worker.is_pending(RequestKind::FeatureVis), worker.is_pending(RequestKind::TopExamples)];
-                    let progress = worker.featvis_progress();
+                    let progress = (worker.featvis_progress(), worker.examples_progress());
                     egui::Panel::right("featvis").resizable(true).default_size(280.0).show(ui, |ui| {
                         featvis.ui(ui, loaded, layers.selected, channel, pending, progress, commands);
                     });

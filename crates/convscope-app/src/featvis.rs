@@ -2,14 +2,18 @@
 //! maximises the channel's mean activation (`convscope_core::featvis`), or the images of
 //! `LAYER_BATCH` channels from it optimised together, computed on the worker with a live
 //! preview, cancellable, kept per network, weights, node, channels and settings, and saved as
-//! a PNG.
+//! a PNG; and the channel's top-activating examples in a set of images, searched on the worker
+//! with a progress bar (images read of all), cancellable, kept per network, weights, node,
+//! channel and set.
 
 use std::collections::HashMap;
 
 use convscope_core::featvis::examples::Source;
 use convscope_core::featvis::{Objective, Settings};
 use convscope_core::graph::NodeId;
-use convscope_core::session::{FeatvisProgress, Preview, Request, RequestKind, TopExamplesFound, Visualized};
+use convscope_core::session::{
+    ExamplesProgress, FeatvisProgress, Preview, Request, RequestKind, TopExamplesFound, Visualized,
+};
 
 use crate::app::{App, LoadedModel, Message};
 use crate::command::Command;
@@ -57,6 +61,8 @@ pub enum FeatvisCommand {
         channel: i64,
         bundled: bool,
     },
+    /// Stop the search for examples under way.
+    CancelExamples,
 }
 
 /// What names a search for examples: the network, its weights, the node, the channel and
@@ -179,6 +185,7 @@ impl FeatvisView {
         self.examples.get_mut(&key)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn examples_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -186,6 +193,7 @@ impl FeatvisView {
         node: NodeId,
         channel: i64,
         pending: bool,
+        progress: Option<ExamplesProgress>,
         commands: &mut Vec<Command>,
     ) {
         ui.separator();
@@ -206,10 +214,28 @@ impl FeatvisView {
             if ui.button("Folder…").on_hover_text("Look through a folder of images").clicked() {
                 commands.push(Command::Featvis(FeatvisCommand::FindExamples { node, channel, bundled: false }));
             }
-            if pending && self.examples_wanted.is_some() {
-                crate::theme::spinner(ui);
-            }
         });
+        if pending && self.examples_wanted.is_some() {
+            ui.horizontal(|ui| {
+                match progress {
+                    Some(p) => {
+                        let fraction = p.done as f32 / p.total.max(1) as f32;
+                        ui.add(
+                            egui::ProgressBar::new(fraction)
+                                .desired_width(ui.available_width() - 60.0)
+                                .text(format!("images {}/{}", p.done, p.total)),
+                        );
+                    }
+                    // Listing the folder (or making the digits) before the first image.
+                    None => {
+                        crate::theme::spinner(ui);
+                    }
+                }
+                if ui.button("Stop search").on_hover_text("Stop the search for examples").clicked() {
+                    commands.push(Command::Featvis(FeatvisCommand::CancelExamples));
+                }
+            });
+        }
         if let Some(message) = &self.examples_error {
             ui.colored_label(ui.visuals().error_fg_color, message);
         }
@@ -240,13 +266,14 @@ impl FeatvisView {
         node: NodeId,
         channel: usize,
         pending: [bool; 2],
-        progress: Option<FeatvisProgress>,
+        progress: (Option<FeatvisProgress>, Option<ExamplesProgress>),
         commands: &mut Vec<Command>,
     ) {
         let [pending, examples_pending] = pending;
+        let (progress, examples_progress) = progress;
         egui::ScrollArea::vertical().id_salt("featvis_scroll").show(ui, |ui| {
             self.visualise_ui(ui, model, node, channel, pending, progress, commands);
-            self.examples_ui(ui, model, node, channel as i64, examples_pending, commands);
+            self.examples_ui(ui, model, node, channel as i64, examples_pending, examples_progress, commands);
         });
     }
 
@@ -365,6 +392,7 @@ impl App {
     /// Asks again for what the user wants if the worker set it aside (a new image or an
     /// attribution came first) and it has not come back.
     pub(crate) fn featvis_frame(&mut self) {
+        self.examples_frame();
         let rt = &mut self.runtime;
         let Some((key, settings)) = rt.featvis.wanted.clone() else { return };
         let Some(model) = &rt.model else { return };
@@ -374,6 +402,21 @@ impl App {
         }
         if !rt.worker.is_pending(RequestKind::FeatureVis) {
             rt.worker.send(Request::FeatureVis { node: key.node, channels: key.channels, settings });
+        }
+    }
+
+    /// The same for the search for examples.
+    fn examples_frame(&mut self) {
+        let rt = &mut self.runtime;
+        let Some(key) = rt.featvis.examples_wanted.clone() else { return };
+        let Some(model) = &rt.model else { return };
+        if model.spec.id != key.arch || model.origin != key.origin || rt.featvis.examples.contains_key(&key) {
+            rt.featvis.examples_wanted = None;
+            return;
+        }
+        if !rt.worker.is_pending(RequestKind::TopExamples) {
+            let ExamplesKey { node, channel, source, .. } = key;
+            rt.worker.send(Request::TopExamples { node, channels: vec![channel], source });
         }
     }
 
@@ -403,6 +446,10 @@ impl App {
                     Source::Folder(folder)
                 };
                 self.find_examples(node, channel, source);
+            }
+            FeatvisCommand::CancelExamples => {
+                rt.featvis.examples_wanted = None;
+                rt.worker.cancel_examples();
             }
             FeatvisCommand::Cancel => {
                 rt.featvis.wanted = None;

@@ -1,7 +1,8 @@
 //! The feature-visualisation panel driven through egui_kittest: the real `App` and model
 //! worker, LeNet-5 on a bundled digit. A click on a feature map enlarges it and offers
 //! "Visualise"; the image comes back from the worker with a live preview on the way, is kept
-//! (asked again, nothing is recomputed), can be stopped, and is saved as a PNG.
+//! (asked again, nothing is recomputed), can be stopped, and is saved as a PNG. A search for
+//! top-activating examples in a folder shows a bar of the images read, stops, and is kept.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +12,9 @@ mod app_harness;
 use app_harness::TestFile;
 use convscope_app::{App, Start};
 use convscope_core::featvis::Objective;
+use convscope_core::featvis::examples::Source;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -139,4 +141,76 @@ fn a_channel_is_visualised_live_kept_stopped_and_saved() {
     harness.get_by_label("MNIST digits").click();
     harness.step();
     assert!(!harness.state().busy(), "kept examples are not searched for again");
+}
+
+#[test]
+fn a_search_for_examples_shows_its_progress_stops_and_is_kept() {
+    let mut harness = harness("lenet5");
+    step_until(&mut harness, "lenet5 to load", |app| app.loaded_arch() == Some("lenet5"));
+    let digit = convscope_core::paths::asset("digits/digit_3.png");
+    harness.input_mut().dropped_files.push(Arc::new(TestFile { path: digit, bytes: None }));
+    harness.step();
+    step_until(&mut harness, "the digit classified", |app| {
+        app.prediction().is_some() && app.activation_node().is_some() && !app.busy()
+    });
+    harness.get_by_label("channel 2").click();
+    harness.step();
+    harness.step();
+    let node = harness.state().selected_node();
+
+    // Folders of the bundled digits linked many times over (the Folder… button's dialog is
+    // skipped: the app is asked as the button asks it).
+    let digits: Vec<_> = (0..10).map(|d| convscope_core::paths::asset(&format!("digits/digit_{d}.png"))).collect();
+    let folder = |count: usize| {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..count {
+            std::fs::hard_link(&digits[i % 10], dir.path().join(format!("{i:05}.png"))).unwrap();
+        }
+        dir
+    };
+    let big = folder(20_000);
+    let big_source = Source::Folder(big.path().to_owned());
+
+    // A big folder: the bar counts the images read, of all of them; Stop ends the search and
+    // keeps nothing.
+    harness.state_mut().find_examples(node, 2, big_source.clone());
+    harness.step();
+    let deadline = Instant::now() + TIMEOUT;
+    let label = loop {
+        assert!(Instant::now() < deadline, "no progress bar: {:?}", harness.state().message());
+        let shown = harness.query_by_label_contains("/20000").and_then(|n| n.accesskit_node().label());
+        if let Some(label) = shown.filter(|l| !l.starts_with("images 0/")) {
+            break label;
+        }
+        harness.step();
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let done: usize = label.trim_start_matches("images ").split('/').next().unwrap().parse().unwrap();
+    assert!((1..20_000).contains(&done), "the bar says {label:?}");
+    harness.get_by_label("Stop search").click();
+    harness.step();
+    step_until(&mut harness, "the stopped search to end", |app| !app.busy());
+    harness.step();
+    assert!(harness.state_mut().featvis_examples().is_none(), "a stopped search keeps nothing");
+    assert!(harness.query_by_label_contains("/20000").is_none(), "the bar is gone");
+    assert!(harness.query_by_label("Stop search").is_none());
+
+    // A small folder runs to the end and is kept: asked again, shown at once.
+    let small = folder(200);
+    let small_source = Source::Folder(small.path().to_owned());
+    harness.state_mut().find_examples(node, 2, small_source.clone());
+    harness.step();
+    step_until(&mut harness, "the small folder's examples", |app| !app.busy());
+    harness.step();
+    let found = harness.state_mut().featvis_examples().expect("examples for channel 2").clone();
+    assert_eq!((found.images, found.source.clone()), (200, small_source.clone()));
+    let strip = &found.strips[0];
+    assert_eq!((strip.channel, strip.values.len()), (2, 9));
+    assert!(strip.values.windows(2).all(|w| w[0] >= w[1]), "ranked: {:?}", strip.values);
+    assert!(strip.names.iter().all(|n| n.starts_with(&small.path().display().to_string())));
+    assert!(harness.query_by_label("channel 2's top examples").is_some(), "the strip is drawn");
+    harness.state_mut().find_examples(node, 2, small_source);
+    harness.step();
+    assert!(!harness.state().busy(), "kept examples are not searched for again");
+    assert!(harness.state_mut().featvis_examples().is_some());
 }

@@ -7,7 +7,8 @@ use std::cell::Cell;
 
 use convscope_core::engine::{self, WeightsChoice};
 use convscope_core::executor::RunOptions;
-use convscope_core::featvis::{Control, examples::top_examples, receptive};
+use convscope_core::featvis::examples::{self, ImageSet, Source, top_examples};
+use convscope_core::featvis::{Control, receptive};
 use convscope_core::zoo;
 use tch::{Device, Kind, Tensor};
 
@@ -154,4 +155,40 @@ fn top_examples_rank_the_digits_by_each_channels_largest_value() {
     let fc = model.graph().node_id("fc1").unwrap();
     let error = top_examples(&model, fc, &inputs, &[0], 4, &mut control).err().unwrap().to_string();
     assert!(error.contains("flat"), "{error}");
+}
+
+/// A folder searched as an `ImageSet` (each image read when the search reaches it, the best
+/// few kept as it goes) ranks as `top_examples` over every input read first, and its strip is
+/// made from the same crops.
+#[test]
+fn a_folder_read_image_by_image_ranks_as_the_images_read_at_once() {
+    let spec = zoo::find("lenet5").unwrap();
+    let weights = convscope_core::paths::weights_dir().join("lenet5.safetensors");
+    let (model, _) = engine::load_model(&spec, &WeightsChoice::File(weights), Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // 25 files, so keeping the best 3 prunes the list (at 6) several times on the way.
+    for i in 0..25 {
+        let digit = convscope_core::paths::asset(&format!("digits/digit_{}.png", (i * 7) % 10));
+        std::fs::copy(digit, dir.path().join(format!("{i:02}.png"))).unwrap();
+    }
+    std::fs::write(dir.path().join("notes.txt"), "not an image").unwrap();
+    let source = Source::Folder(dir.path().to_owned());
+    let set = ImageSet::open(&spec, &source).unwrap();
+    assert_eq!(set.len(), 25, "the text file is not an image");
+    let (names, inputs) = examples::inputs(&spec, &source).unwrap();
+    assert_eq!(names, set.names());
+    let node = model.graph().node_id("conv2").unwrap();
+    let channels = [0i64, 7, 15];
+    let mut seen = Vec::new();
+    let mut control = Control { progress: &mut |p| seen.push((p.step, p.steps)), interrupt: &|| false };
+    let lazy = examples::top_examples_in(&model, node, &set, &channels, 3, &mut control).unwrap().unwrap();
+    assert_eq!(seen, (1..=25).map(|i| (i, 25)).collect::<Vec<_>>(), "progress after every image");
+    let mut control = Control { progress: &mut |_| {}, interrupt: &|| false };
+    let eager = top_examples(&model, node, &inputs, &channels, 3, &mut control).unwrap().unwrap();
+    assert_eq!(lazy, eager);
+    // The same digit in several files ties: the earlier file ranks first.
+    assert!(lazy.iter().all(|e| e.len() == 3 && e.windows(2).all(|w| w[0].value >= w[1].value)));
+    let from_set = examples::strip_in(&set, &lazy[1], 32).unwrap();
+    let from_inputs = examples::strip(&spec.preprocess, &inputs, &eager[1], 32).unwrap();
+    assert_eq!(from_set, from_inputs);
 }

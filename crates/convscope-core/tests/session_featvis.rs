@@ -1,7 +1,8 @@
 //! Feature visualisation through the model worker, as the app's panel asks for it: the answer
 //! equals `featvis::visualize` on the same model, progress (with a preview) is readable while
 //! it runs, a cancelled request is answered as dropped, a newer one supersedes an older one,
-//! an impossible channel is an error, and top-activating examples equal the direct search.
+//! an impossible channel is an error, and top-activating examples equal the direct search,
+//! report their progress and stop when cancelled.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,8 @@ use convscope_core::engine::{self, WeightsChoice};
 use convscope_core::featvis::examples::{self, Source};
 use convscope_core::featvis::{self, Control, Settings};
 use convscope_core::session::{
-    FeatvisProgress, Payload, Request, RequestKind, TOP_EXAMPLES, TopExamplesFound, Visualized, WorkerHandle,
+    ExamplesProgress, FeatvisProgress, Payload, Request, RequestKind, TOP_EXAMPLES, TopExamplesFound, Visualized,
+    WorkerHandle,
 };
 use convscope_core::zoo;
 use tch::Device;
@@ -156,4 +158,95 @@ fn top_examples_through_the_worker_equal_the_direct_search() {
         assert_eq!(strip.names, found.iter().map(|e| names[e.image].clone()).collect::<Vec<_>>());
         assert_eq!(strip.strip.size, [9 * 66 - 2, 64]);
     }
+}
+
+/// A search through a big folder: its progress (images read, of all) is readable while it
+/// runs and only grows; cancelled, it is answered as dropped, with no examples.
+#[test]
+fn a_search_for_examples_reports_progress_and_stops_when_cancelled() {
+    let mut worker = worker();
+    let node = zoo::find("lenet5").unwrap().graph().node_id("conv2").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..20_000 {
+        let digit = convscope_core::paths::asset(&format!("digits/digit_{}.png", i % 10));
+        std::fs::hard_link(digit, dir.path().join(format!("{i:05}.png"))).unwrap();
+    }
+    worker.send(Request::TopExamples { node, channels: vec![4], source: Source::Folder(dir.path().to_owned()) });
+    let mut seen: Vec<ExamplesProgress> = Vec::new();
+    wait_until(&mut worker, "progress past the first images", |w, payloads| {
+        assert!(payloads.is_empty(), "answered before it was cancelled");
+        seen.extend(w.examples_progress());
+        seen.last().is_some_and(|p| p.done >= 10)
+    });
+    worker.cancel_examples();
+    wait_until(&mut worker, "the cancelled search to end", |w, payloads| {
+        assert!(!payloads.iter().any(|p| matches!(p, Payload::TopExamples(_))), "a cancelled search answered");
+        !w.is_pending(RequestKind::TopExamples)
+    });
+    assert!(worker.examples_progress().is_none(), "no progress once it ended");
+    assert!(seen.iter().all(|p| p.total == 20_000));
+    assert!(seen.windows(2).all(|w| w[0].done <= w[1].done), "progress only grows");
+    let last = seen.last().unwrap().done;
+    assert!(last < 20_000, "it stopped before the end ({last} read)");
+}
+
+/// One search ranks every channel of the node: another channel of the same node and folder is
+/// answered from it without searching again, and equals the direct search; another node, or a
+/// model loaded since, searches again.
+#[test]
+fn one_search_answers_every_channel_of_its_node() {
+    let mut worker = worker();
+    let graph = zoo::find("lenet5").unwrap().graph();
+    let (conv1, conv2) = (graph.node_id("conv1").unwrap(), graph.node_id("conv2").unwrap());
+    let source = Source::Folder(convscope_core::paths::asset("digits"));
+    let ask = |worker: &mut WorkerHandle, node, channel| {
+        worker.send(Request::TopExamples { node, channels: vec![channel], source: source.clone() });
+        let mut answer: Option<TopExamplesFound> = None;
+        wait_until(worker, "top examples", |_, payloads| {
+            for payload in payloads {
+                if let Payload::TopExamples(found) = payload {
+                    answer = Some(*found);
+                }
+            }
+            answer.is_some()
+        });
+        answer.unwrap()
+    };
+    assert!(ask(&mut worker, conv2, 4).searched, "the first search reads the images");
+    let second = ask(&mut worker, conv2, 11);
+    assert!(!second.searched, "another channel of the same node is answered from the kept search");
+    assert!(ask(&mut worker, conv1, 2).searched, "another node searches again");
+
+    let spec = zoo::find("lenet5").unwrap();
+    let (model, _) = engine::load_model(&spec, &WeightsChoice::Random { seed: 5 }, Device::Cpu).unwrap();
+    let (names, inputs) = examples::inputs(&spec, &source).unwrap();
+    let mut control = Control { progress: &mut |_| {}, interrupt: &|| false };
+    let direct = examples::top_examples(&model, conv2, &inputs, &[11], TOP_EXAMPLES, &mut control).unwrap().unwrap();
+    assert_eq!(second.strips[0].values, direct[0].iter().map(|e| e.value).collect::<Vec<_>>());
+    assert_eq!(second.strips[0].names, direct[0].iter().map(|e| names[e.image].clone()).collect::<Vec<_>>());
+
+    // The same id and origin (a file may be rewritten under the same name): searched anew.
+    worker.send(Request::Load {
+        spec: Box::new(spec),
+        weights: WeightsChoice::Random { seed: 5 },
+        device: Device::Cpu,
+    });
+    wait_until(&mut worker, "the new model", |w, _| !w.any_pending());
+    assert!(ask(&mut worker, conv1, 3).searched, "a model loaded since searches again");
+    assert!(!ask(&mut worker, conv1, 4).searched);
+
+    // An impossible channel is an error, from the kept search too.
+    worker.send(Request::TopExamples { node: conv1, channels: vec![6], source: source.clone() });
+    let mut error = None;
+    let start = Instant::now();
+    while error.is_none() {
+        assert!(start.elapsed() < TIMEOUT, "no answer");
+        for reply in worker.poll() {
+            if let Err(e) = reply.result {
+                error = Some(e.message);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(error.unwrap().contains("no channel 6"));
 }

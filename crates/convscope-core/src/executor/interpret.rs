@@ -139,7 +139,7 @@ impl Model {
         }
     }
 
-    fn eval_node(
+    pub(super) fn eval_node(
         &self,
         id: NodeId,
         x: &[&Tensor],

@@ -17,6 +17,7 @@ mod init;
 mod interpret;
 mod outputs;
 mod plan;
+mod sliced;
 
 use std::sync::{Arc, Mutex};
 
@@ -29,6 +30,7 @@ use fast::{FastConv, MadeFrom, batch_norm_after};
 use init::{finish_param, init_param, placed_params};
 pub use outputs::Outputs;
 use plan::{Behaviour, InPlace, RunPlan, Schedule};
+pub use sliced::ChannelTail;
 
 /// Where the weights of a model came from; every output says so.
 #[derive(Clone, Debug, PartialEq)]

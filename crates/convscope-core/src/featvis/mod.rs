@@ -9,8 +9,11 @@
 //! - `adam`: `torch.optim.Adam`, lr 0.05.
 //!
 //! Unlike Lucent, which runs the whole network and hooks the layer, each step runs only the
-//! nodes the target depends on (`Model::forward_to_with_grad`) and differentiates with respect
-//! to the spectrum alone, not the weights. The image is resized to the network's input size
+//! nodes the target depends on (`Model::channel_tail`) and differentiates with respect to the
+//! spectrum alone, not the weights. By default (`Settings::sliced`, `Settings::fast_layout`)
+//! the node's tail is computed for the optimised channels only, and on the CPU in plain
+//! forward's fast layout (channels-last, batch norms folded); the reference layout on the
+//! whole node is Lucent's arithmetic. The image is resized to the network's input size
 //! after the transforms (Lucent's `fixed_image_size`) and normalised as the zoo preprocesses.
 //!
 //! `visualize` optimises a batch: one image per channel (a layer's channels together), or
@@ -26,6 +29,7 @@ pub mod param;
 pub mod receptive;
 pub mod transform;
 
+use std::cell::RefCell;
 use std::time::Instant;
 
 use image::RgbImage;
@@ -33,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::error::{Error, Result, TorchContext};
-use crate::executor::{Model, RunOptions, seeded};
+use crate::executor::{ChannelTail, Layout, Model, RunOptions, seeded};
 use crate::graph::{Graph, NodeId};
 use crate::preprocess::Preprocess;
 
@@ -86,12 +90,17 @@ pub struct Settings {
     pub diversity_weight: f64,
     /// A preview image every this many steps (0: none but the last).
     pub preview_every: usize,
-    /// The network's input in channels-last memory on the CPU, which the layers keep: oneDNN's
-    /// convolutions and their gradients skip their layout conversions and run 15–20% faster
-    /// (VGG-16, Lite0, one thread). Their sums may run in another order; the featvis tests
-    /// hold a step within 1e-5 of Lucent's either way (bit for bit with the NCHW one on this
-    /// project's machine).
-    pub channels_last: bool,
+    /// On the CPU, plain forward's fast layout (`Layout::Fast`) on the way to the node: the
+    /// input, activations and convolution weights channels-last, where oneDNN's convolutions
+    /// and their input gradients skip their layout conversions, and each batch norm that alone
+    /// reads a convolution folded into it (a pass fewer each way). The sums run in another
+    /// order, so a step differs from the reference layout's by float rounding (the featvis
+    /// tests bound it); off, PyTorch's own kernels, as Lucent runs them.
+    pub fast_layout: bool,
+    /// Maximise and minimise read one channel per image: compute the node's tail for those
+    /// channels only (`Model::channel_tail`): the last convolutions give only them, and their
+    /// input gradients shrink as much. The diversity term reads every channel and ignores it.
+    pub sliced: bool,
 }
 
 impl Default for Settings {
@@ -104,7 +113,8 @@ impl Default for Settings {
             objective: Objective::Maximise,
             diversity_weight: 100.0,
             preview_every: 16,
-            channels_last: true,
+            fast_layout: true,
+            sliced: true,
         }
     }
 }
@@ -170,6 +180,8 @@ pub struct Pipeline<'a> {
     mean: Tensor,
     std: Tensor,
     opts: RunOptions,
+    /// The run to the node last used, and what it was made for (layout, sliced).
+    tail: RefCell<Option<((Layout, bool), ChannelTail<'a>)>>,
 }
 
 impl<'a> Pipeline<'a> {
@@ -210,6 +222,7 @@ impl<'a> Pipeline<'a> {
             mean: per_channel(mean)?,
             std: per_channel(std)?,
             opts: RunOptions { train: false, ..RunOptions::default() },
+            tail: RefCell::new(None),
         })
     }
 
@@ -223,29 +236,32 @@ impl<'a> Pipeline<'a> {
             .context(|| "the image as the network's input".into())
     }
 
-    /// The node's output for `images`, recording autograd.
-    fn activations(&self, images: &Tensor, channels_last: bool) -> Result<Tensor> {
+    /// The node's output for `images`, recording autograd, and the channels it holds, in
+    /// order: every channel, or with `settings.sliced` (maximise, minimise) the ones asked for.
+    fn activations(&self, images: &Tensor, settings: &Settings) -> Result<(Tensor, Vec<i64>)> {
+        let layout = if settings.fast_layout { Layout::Fast } else { Layout::Reference };
+        let sliced = settings.sliced && settings.objective != Objective::Diversity;
+        let mut slot = self.tail.borrow_mut();
+        if slot.as_ref().is_none_or(|(made_for, _)| *made_for != (layout, sliced)) {
+            let channels = sliced.then_some(self.channels.as_slice());
+            let tail = self.model.channel_tail(self.node, channels, self.input_size, &self.opts, layout)?;
+            *slot = Some(((layout, sliced), tail));
+        }
+        let tail = &slot.as_ref().ok_or_else(|| Error::Input("no run to the node".into()))?.1;
         let input = self.network_input(images)?;
-        let input = if channels_last && self.model.device() == tch::Device::Cpu {
-            input
-                .f_permute([0, 2, 3, 1])
-                .and_then(|t| t.f_contiguous())
-                .and_then(|t| t.f_permute([0, 3, 1, 2]))
-                .context(|| "the input in channels-last memory".into())?
-        } else {
-            input
-        };
-        self.model.forward_to_with_grad(&input, &self.opts, self.node)
+        Ok((tail.forward_with_grad(&input)?, tail.channels().to_vec()))
     }
 
     /// Per image, the mean of its channel: `N` values (a diversity batch has one channel
-    /// for all).
-    fn channel_means(&self, activations: &Tensor) -> Result<Tensor> {
+    /// for all). `held`: the channels of `activations`, in order.
+    fn channel_means(&self, activations: &Tensor, held: &[i64]) -> Result<Tensor> {
         let n = activations.size()[0];
         (0..n)
             .map(|i| {
                 let c = if self.channels.len() == 1 { self.channels[0] } else { self.channels[i as usize] };
-                activations.f_select(0, i)?.f_select(0, c)?.f_mean(Kind::Float)
+                let at =
+                    held.binary_search(&c).map_err(|_| tch::TchError::Kind(format!("channel {c} not computed")))?;
+                activations.f_select(0, i)?.f_select(0, at as i64)?.f_mean(Kind::Float)
             })
             .collect::<Result<Vec<_>, _>>()
             .and_then(|means| Tensor::f_stack(&means, 0))
@@ -257,18 +273,19 @@ impl<'a> Pipeline<'a> {
         let _guard = tch::no_grad_guard();
         let input = self.network_input(images)?;
         let out = self.model.forward_to(&input, &self.opts, self.node)?;
-        let means = self.channel_means(&out)?;
+        let every: Vec<i64> = (0..out.size().get(1).copied().unwrap_or(0)).collect();
+        let means = self.channel_means(&out, &every)?;
         Vec::<f64>::try_from(&means.f_to_kind(Kind::Double).context(|| "reading the means".into())?)
             .map_err(|e| Error::torch("reading the means", e))
     }
 
     /// The loss Lucent minimises for `objective`, and the batch's mean activation.
     fn loss(&self, images: &Tensor, settings: &Settings) -> Result<(Tensor, f64)> {
-        let activations = self.activations(images, settings.channels_last)?;
+        let (activations, held) = self.activations(images, settings)?;
         if activations.dim() != 4 {
             return Err(Error::Input(format!("the node gave {:?}, not N×C×H×W", activations.size())));
         }
-        let means = self.channel_means(&activations)?;
+        let means = self.channel_means(&activations, &held)?;
         let mean = means.f_mean(Kind::Float).context(|| "the mean activation".into())?;
         let shown = mean.f_double_value(&[]).context(|| "reading the activation".into())?;
         let loss = match settings.objective {
@@ -389,14 +406,27 @@ pub fn adam_step(
     draws: &Draws,
     settings: &Settings,
 ) -> Result<f64> {
+    let (shown, grad) = objective_gradient(pipeline, fft, spectrum, draws, settings)?;
+    adam.step(spectrum, &grad)?;
+    Ok(shown)
+}
+
+/// A step's batch mean activation and the gradient of its loss with respect to `spectrum`
+/// (a leaf that requires grad), with the transforms' `draws`.
+pub fn objective_gradient(
+    pipeline: &Pipeline,
+    fft: &FftImage,
+    spectrum: &Tensor,
+    draws: &Draws,
+    settings: &Settings,
+) -> Result<(f64, Tensor)> {
     let images = fft.image(spectrum)?;
     let transformed = transform::standard(&images, draws)?;
     let (loss, shown) = pipeline.loss(&transformed, settings)?;
-    let grads = Tensor::f_run_backward(&[&loss], &[&*spectrum], false, false)
+    let grads = Tensor::f_run_backward(&[&loss], &[spectrum], false, false)
         .context(|| "the gradient of the objective".into())?;
     let grad = grads.into_iter().next().ok_or_else(|| Error::Input("no gradient for the spectrum".into()))?;
-    adam.step(spectrum, &grad)?;
-    Ok(shown)
+    Ok((shown, grad))
 }
 
 /// The images of `spectrum` on the CPU, detached.

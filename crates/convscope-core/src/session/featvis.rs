@@ -44,15 +44,45 @@ pub struct FeatvisProgress {
     pub preview: Option<Arc<Preview>>,
 }
 
+/// How far the search for top-activating examples under way has come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExamplesProgress {
+    /// The request it answers.
+    pub seq: u64,
+    /// Images read and run so far, of `total`.
+    pub done: usize,
+    pub total: usize,
+}
+
 /// What the worker and the handle share: progress read by the UI, and the newest request the
-/// UI cancelled (asked between steps).
+/// UI cancelled (asked between steps), for visualisations and for searches of examples.
 #[derive(Default)]
 pub(super) struct FeatvisShared {
     progress: Mutex<Option<FeatvisProgress>>,
     cancelled_up_to: AtomicU64,
+    examples_progress: Mutex<Option<ExamplesProgress>>,
+    examples_cancelled_up_to: AtomicU64,
 }
 
 impl FeatvisShared {
+    pub(super) fn examples_progress(&self) -> Option<ExamplesProgress> {
+        self.examples_progress.lock().ok().and_then(|p| *p)
+    }
+
+    pub(super) fn set_examples_progress(&self, progress: Option<ExamplesProgress>) {
+        if let Ok(mut slot) = self.examples_progress.lock() {
+            *slot = progress;
+        }
+    }
+
+    pub(super) fn cancel_examples_up_to(&self, seq: u64) {
+        self.examples_cancelled_up_to.fetch_max(seq, Ordering::Relaxed);
+    }
+
+    pub(super) fn is_examples_cancelled(&self, seq: u64) -> bool {
+        seq <= self.examples_cancelled_up_to.load(Ordering::Relaxed)
+    }
+
     pub(super) fn progress(&self) -> Option<FeatvisProgress> {
         self.progress.lock().ok().and_then(|p| p.clone())
     }
@@ -145,40 +175,77 @@ pub struct TopExamplesFound {
     pub source: examples::Source,
     /// How many images were looked through.
     pub images: usize,
+    /// Whether the images were searched for this answer; false when the worker's last search
+    /// (of the same network, weights, node and set) already ranked the channels.
+    pub searched: bool,
     pub strips: Vec<ExampleStrip>,
     pub compute_ms: f64,
 }
 
-/// The top-activating examples of `channels` of `node` in `source`; `None` when `interrupt`
-/// stopped the search.
+/// The last search's ranking of every channel of a node, kept on the worker: another channel
+/// of the same node and set is answered from it, reading only its examples' images again.
+pub(super) struct KeptSearch {
+    /// The network, its weights, the node and the set searched.
+    key: (&'static str, String, NodeId, examples::Source),
+    set: examples::ImageSet,
+    /// Per channel of the node, its best `TOP_EXAMPLES`.
+    ranked: Vec<Vec<examples::Example>>,
+}
+
+/// The top-activating examples of `channels` of `node` in `source`. A search ranks every
+/// channel of the node at once (the node's output is computed whole anyway), reading each
+/// image as it reaches it, with progress after each in `shared`, and is kept in `kept`;
+/// `None` when `interrupt` stopped it.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn top(
     spec: &ArchSpec,
     model: &Model,
+    shared: &FeatvisShared,
+    seq: u64,
     (node, channels): (NodeId, &[i64]),
     source: &examples::Source,
     interrupt: &dyn Fn() -> bool,
+    kept: &mut Option<KeptSearch>,
 ) -> Result<Option<TopExamplesFound>, String> {
     let start = Instant::now();
-    let (names, inputs) = examples::inputs(spec, source).map_err(|e| e.to_string())?;
-    if inputs.is_empty() {
-        return Err("no images to look through".into());
+    let key = (spec.id, model.origin().to_string(), node, source.clone());
+    let searched = kept.as_ref().is_none_or(|k| k.key != key);
+    if searched {
+        *kept = None;
+        let set = examples::ImageSet::open(spec, source).map_err(|e| e.to_string())?;
+        if set.is_empty() {
+            return Err("no images to look through".into());
+        }
+        let [h, w] = spec.preprocess.output_size();
+        let shapes = model.graph().infer_shapes(h, w).map_err(|e| e.to_string())?;
+        let width = shapes.nodes.get(node).and_then(|n| n.shape.first().copied()).unwrap_or(0);
+        let every: Vec<i64> = (0..width).collect();
+        shared.set_examples_progress(Some(ExamplesProgress { seq, done: 0, total: set.len() }));
+        let mut progress =
+            |p: Progress| shared.set_examples_progress(Some(ExamplesProgress { seq, done: p.step, total: p.steps }));
+        let mut control = Control { progress: &mut progress, interrupt };
+        let Some(ranked) = examples::top_examples_in(model, node, &set, &every, TOP_EXAMPLES, &mut control)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        *kept = Some(KeptSearch { key, set, ranked });
     }
-    let mut control = Control { progress: &mut |_| {}, interrupt };
-    let Some(ranked) = examples::top_examples(model, node, &inputs, channels, TOP_EXAMPLES, &mut control)
-        .map_err(|e| e.to_string())?
-    else {
-        return Ok(None);
+    let Some(KeptSearch { set, ranked, .. }) = kept.as_ref() else {
+        return Err("the search was not kept".into());
     };
-    let strips = ranked
+    let strips = channels
         .iter()
-        .zip(channels)
-        .map(|(found, &channel)| {
-            let strip = examples::strip(&spec.preprocess, &inputs, found, 64).map_err(|e| e.to_string())?;
+        .map(|&channel| {
+            let found = usize::try_from(channel).ok().and_then(|c| ranked.get(c)).ok_or_else(|| {
+                format!("{} has {} channels, no channel {channel}", model.graph().nodes[node].name, ranked.len())
+            })?;
+            let strip = examples::strip_in(set, found, 64).map_err(|e| e.to_string())?;
             Ok(ExampleStrip {
                 channel,
                 strip: Preview { size: [strip.width() as usize, strip.height() as usize], rgb: strip.into_raw() },
                 values: found.iter().map(|e| e.value).collect(),
-                names: found.iter().map(|e| names[e.image].clone()).collect(),
+                names: found.iter().map(|e| set.names()[e.image].clone()).collect(),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -187,7 +254,8 @@ pub(super) fn top(
         origin: model.origin().to_string(),
         node,
         source: source.clone(),
-        images: inputs.len(),
+        images: set.len(),
+        searched,
         strips,
         compute_ms: start.elapsed().as_secs_f64() * 1e3,
     }))

@@ -163,6 +163,22 @@ impl WorkerHandle {
         }
     }
 
+    /// How far the newest search for top-activating examples has come, while it runs.
+    pub fn examples_progress(&self) -> Option<super::ExamplesProgress> {
+        let latest = self.last_sent.get(&RequestKind::TopExamples).copied()?;
+        self.featvis.examples_progress().filter(|p| p.seq == latest && self.is_pending(RequestKind::TopExamples))
+    }
+
+    /// Stops the searches for examples sent so far, as `cancel_attribution` does.
+    pub fn cancel_examples(&mut self) {
+        let Some(latest) = self.last_sent.get(&RequestKind::TopExamples).copied() else { return };
+        self.featvis.cancel_examples_up_to(latest);
+        if self.outbox.remove(&RequestKind::TopExamples).is_some() {
+            let answered = self.last_answered.entry(RequestKind::TopExamples).or_default();
+            *answered = (*answered).max(latest);
+        }
+    }
+
     /// Whether the worker thread has gone (it only stops if it panicked outside a request).
     pub fn stopped(&self) -> bool {
         self.stopped

@@ -16,6 +16,6 @@ mod handle;
 mod protocol;
 mod serve;
 
-pub use featvis::{ExampleStrip, FeatvisProgress, TOP_EXAMPLES, TopExamplesFound, Visualized};
+pub use featvis::{ExampleStrip, ExamplesProgress, FeatvisProgress, TOP_EXAMPLES, TopExamplesFound, Visualized};
 pub use handle::WorkerHandle;
 pub use protocol::*;

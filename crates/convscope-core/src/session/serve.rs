@@ -149,6 +149,8 @@ pub(super) struct Worker {
     compared: Vec<Model>,
     /// The last image asked for failed: a gradient pass sent with it is not wanted.
     last_image_failed: bool,
+    /// The last search for top-activating examples, every channel of its node ranked.
+    kept_search: Option<super::featvis::KeptSearch>,
 }
 
 impl Worker {
@@ -263,9 +265,16 @@ impl Worker {
             }
             Request::Activation { node } => Payload::Activation(Box::new(self.activation(node)?)),
             Request::TopExamples { node, channels, source } => {
-                let interrupt = || inbox.should_yield(RequestKind::TopExamples);
-                let (spec, model) = self.loaded().map_err(plain)?;
-                match super::featvis::top(spec, model, (node, &channels), &source, &interrupt).map_err(plain)? {
+                let shared = Arc::clone(&self.featvis);
+                let interrupt = || shared.is_examples_cancelled(seq) || inbox.should_yield(RequestKind::TopExamples);
+                let (Some(spec), Some(model)) = (&self.spec, &self.model) else {
+                    return Err(plain("no model is loaded yet".to_owned()));
+                };
+                let kept = &mut self.kept_search;
+                let asked = (node, channels.as_slice());
+                let outcome = super::featvis::top(spec, model, &shared, seq, asked, &source, &interrupt, kept);
+                self.featvis.set_examples_progress(None);
+                match outcome.map_err(plain)? {
                     Some(found) => Payload::TopExamples(Box::new(found)),
                     None => return Ok(None),
                 }
@@ -325,6 +334,8 @@ impl Worker {
         };
         // Only now does the previous model go: it served every request until here.
         self.model = Some(model);
+        // Another model (or the same file, rewritten) ranks the images anew.
+        self.kept_search = None;
         self.spec = Some(spec);
         self.input = None;
         self.decoded = None;
