@@ -8,7 +8,7 @@ use std::time::Duration;
 mod app_harness;
 
 use app_harness::{SavedSettings, TestFile};
-use convscope_app::{App, Settings, Start, theme};
+use convscope_app::{App, LatencyRun, Settings, Start, theme};
 use egui_kittest::Harness;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -68,6 +68,31 @@ fn a_dropped_image_brings_its_maps_with_its_top5_and_the_curve_without_a_round_t
     assert!(round.frames >= 2 && round.ui_ms > 0.0, "{round:?}");
     let first_frame = app.stopwatch().first_frame.expect("the process's age is known on Linux");
     assert!(first_frame > Duration::ZERO);
+}
+
+/// `convscope gui --latency-run` headless: the images opened in turn, each once the last is on
+/// screen, the rounds after the warm-up reported, then frames drawn back to back and timed.
+#[test]
+fn a_latency_run_reports_its_rounds_then_times_a_frame() {
+    let settings = Settings { arch: Some("lenet5".into()), show_gradients: true, ..Settings::default() };
+    let text = ron::to_string(&settings).expect("settings as RON");
+    let storage: &'static SavedSettings = Box::leak(Box::new(SavedSettings(text)));
+    let images = ["chelsea.png", "coffee.png"].map(convscope_core::paths::asset).to_vec();
+    let run = LatencyRun { images, warmup: 1, rounds: 2, out: None };
+    let mut harness = Harness::builder().with_size(egui::vec2(1400.0, 900.0)).build_eframe(move |cc| {
+        cc.storage = Some(storage);
+        let start = Start { arch: Some("lenet5".into()), latency_run: Some(run), ..Start::default() };
+        App::new(cc, start).expect("the model worker thread starts")
+    });
+    app_harness::step_until(&mut harness, TIMEOUT, "the latency report", |app| app.latency_report().is_some());
+    let report = harness.state().latency_report().expect("the report").clone();
+    assert_eq!(report.arch, "lenet5");
+    assert_eq!(report.rounds.len(), 2, "the warm-up round is not reported: {report:?}");
+    for round in &report.rounds {
+        assert!(round.done_ms.is_some_and(|ms| ms > 0.0), "{round:?}");
+    }
+    let frame = report.frame_ms.expect("frames timed after the rounds");
+    assert!(frame > 0.0 && frame < 1000.0, "a headless frame: {frame} ms");
 }
 
 /// What a frame asks of the event loop, in a bare egui context.
