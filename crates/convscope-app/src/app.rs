@@ -154,7 +154,8 @@ impl App {
             if start.ignore_storage { (Settings::default(), None) } else { Settings::from_storage(cc.storage) };
         let ctx = cc.egui_ctx.clone();
         let threads = worker_threads();
-        let worker = WorkerHandle::spawn_with_threads(threads, move || ctx.request_repaint())?;
+        let worker =
+            WorkerHandle::spawn_with_threads(threads, move || ctx.request_repaint_after(crate::theme::REPLY_WAKE))?;
         let cuda_available = tch::Cuda::is_available();
         let mut notice = notice;
         if !cuda_available && settings.device != DeviceChoice::Cpu {
@@ -408,7 +409,7 @@ impl App {
             egui::Panel::right("prediction").resizable(true).default_size(280.0).show(ui, |ui| {
                 // A tall gradient panel leaves less height than the top-5 and timings need.
                 egui::ScrollArea::vertical().id_salt("prediction_scroll").auto_shrink([false, true]).show(ui, |ui| {
-                    prediction.ui(ui, gradients.target, stopwatch.last(), commands);
+                    prediction.ui(ui, gradients.target, stopwatch.shown(), commands);
                 });
             });
         }
@@ -500,6 +501,7 @@ fn runtime_image_name(image: Option<&ImageInput>) -> Option<String> {
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         let frame_start = Instant::now();
+        self.runtime.stopwatch.frame_begin();
         let ctx = ui.ctx().clone();
         if std::mem::take(&mut self.runtime.theme_changed) {
             ctx.set_theme(self.settings.theme.preference());
@@ -528,6 +530,10 @@ impl eframe::App for App {
         self.diagram_export_frame(&ctx);
         let maps_shown = self.settings.central == CentralView::FeatureMaps;
         self.runtime.stopwatch.frame_end(frame_start.elapsed(), maps_shown, self.settings.show_gradients);
+        if self.runtime.stopwatch.awaits_paint() {
+            // One more frame, at once, times this one's paint (`Round::painted_ms`).
+            ctx.request_repaint_after(crate::theme::REPLY_WAKE);
+        }
         if self.busy() {
             // Replies wake the window; meanwhile the spinner turns at a bounded rate, leaving
             // the cores to libtorch.

@@ -123,12 +123,12 @@ impl PredictionView {
             ui.weak(device_label(prediction.device));
             ui.end_row();
             ui.weak("on screen").on_hover_text(
-                "From the image asked for to its top-5, the feature maps on view and the gradient curve drawn",
+                "From the image asked for to its top-5, the feature maps on view and the gradient curve painted",
             );
             ui.weak(
                 on_screen
-                    .and_then(|round| round.done_ms)
-                    .map_or_else(|| "…".to_owned(), |done| format!("{done:.0} ms")),
+                    .and_then(|round| round.painted_ms)
+                    .map_or_else(|| "…".to_owned(), |painted| format!("{painted:.0} ms")),
             );
             ui.end_row();
         });

@@ -20,8 +20,13 @@ pub struct Round {
     pub maps_ms: Option<f64>,
     /// `None` when the gradient panel was closed.
     pub curve_ms: Option<f64>,
-    /// Everything asked for on screen: the largest of the three.
+    /// Everything asked for laid out: the largest of the three.
     pub done_ms: Option<f64>,
+    /// Everything asked for painted: the start of the next frame, which the window asks for
+    /// at once and eframe begins only once the last frame's paint and buffer swap returned
+    /// (with Mesa's software GL, the swap rasterises and hands the pixels to the X server).
+    /// `None` until that frame; headless, where nothing is painted, the next step's start.
+    pub painted_ms: Option<f64>,
     /// UI time spent drawing the feature maps (textures made from the values, the grid) and
     /// the gradient plot in this round's frames.
     pub maps_ui_ms: f64,
@@ -58,6 +63,8 @@ pub struct Stopwatch {
     pub finished: Vec<Round>,
     /// The process's age when its first frame was drawn.
     pub first_frame: Option<Duration>,
+    /// When the last finished round started, until the frame after its last one begins.
+    unpainted: Option<Instant>,
 }
 
 impl Stopwatch {
@@ -71,6 +78,7 @@ impl Stopwatch {
                 maps_ms: None,
                 curve_ms: None,
                 done_ms: None,
+                painted_ms: None,
                 maps_ui_ms: 0.0,
                 plot_ui_ms: 0.0,
                 frames: 0,
@@ -129,6 +137,20 @@ impl Stopwatch {
         }
     }
 
+    /// The start of a frame: the last one is painted.
+    pub fn frame_begin(&mut self) {
+        if let Some(started) = self.unpainted.take()
+            && let Some(round) = self.finished.last_mut()
+        {
+            round.painted_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+
+    /// Whether a round finished in this frame and waits for the next to time its paint.
+    pub fn awaits_paint(&self) -> bool {
+        self.unpainted.is_some()
+    }
+
     /// The end of a frame: what arrived before it is now drawn. `maps_shown` and
     /// `curve_shown`: whether the central view showed the maps and the gradient panel was open.
     pub fn frame_end(&mut self, frame_ui: Duration, maps_shown: bool, curve_shown: bool) {
@@ -155,7 +177,9 @@ impl Stopwatch {
             && (!run.wants.maps || round.maps_ms.is_some())
             && (!run.wants.curve || round.curve_ms.is_some());
         if complete {
+            let started = run.started;
             let mut round = self.running.take().map(|r| r.round).unwrap_or_else(|| unreachable!());
+            self.unpainted = Some(started);
             round.done_ms = [round.top5_ms, round.maps_ms, round.curve_ms].into_iter().flatten().reduce(f64::max);
             if self.finished.len() == KEPT {
                 self.finished.remove(0);
@@ -166,6 +190,11 @@ impl Stopwatch {
 
     pub fn last(&self) -> Option<&Round> {
         self.finished.last()
+    }
+
+    /// The round the prediction panel shows: the last finished, unless a newer is under way.
+    pub fn shown(&self) -> Option<&Round> {
+        if self.running.is_some() { None } else { self.finished.last() }
     }
 
     pub fn running(&self) -> bool {

@@ -152,6 +152,13 @@ fn color32(color: colorous::Color) -> Color32 {
 /// engine's. Twice a second still shows the app is alive; replies repaint at once anyway.
 pub const BUSY_REPAINT: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// How a reply from the model worker wakes the window: at once, but with a delay above zero,
+/// because egui answers a zero delay with two frames ("to let things settle"). Without a GPU
+/// the second is rasterised on the CPU (about 35 ms of both cores in a 1400×900 window under
+/// Xvfb) while the gradient pass runs beside it. Nothing of the app's waits on that frame:
+/// its grids keep their sizes and a reply's frame draws all of it.
+pub const REPLY_WAKE: std::time::Duration = std::time::Duration::from_micros(1);
+
 /// egui's spinner, drawn the same way but repainted at `BUSY_REPAINT`, not at frame rate.
 pub fn spinner(ui: &mut egui::Ui) -> egui::Response {
     let size = ui.style().spacing.interact_size.y;

@@ -68,6 +68,11 @@ fn a_dropped_image_brings_its_maps_with_its_top5_and_the_curve_without_a_round_t
     assert!(round.frames >= 2 && round.ui_ms > 0.0, "{round:?}");
     let first_frame = app.stopwatch().first_frame.expect("the process's age is known on Linux");
     assert!(first_frame > Duration::ZERO);
+    // The frame after the round's last one times its paint.
+    harness.step();
+    let painted =
+        harness.state().stopwatch().last().and_then(|r| r.painted_ms).expect("the next frame timed the paint");
+    assert!(painted >= round.done_ms.unwrap(), "painted {painted} ms, laid out {:?}", round.done_ms);
 }
 
 /// `convscope gui --latency-run` headless: the images opened in turn, each once the last is on
@@ -90,9 +95,36 @@ fn a_latency_run_reports_its_rounds_then_times_a_frame() {
     assert_eq!(report.rounds.len(), 2, "the warm-up round is not reported: {report:?}");
     for round in &report.rounds {
         assert!(round.done_ms.is_some_and(|ms| ms > 0.0), "{round:?}");
+        assert!(round.painted_ms >= round.done_ms, "{round:?}");
     }
     let frame = report.frame_ms.expect("frames timed after the rounds");
     assert!(frame > 0.0 && frame < 1000.0, "a headless frame: {frame} ms");
+}
+
+/// A reply from the worker wakes the window for one frame (`theme::REPLY_WAKE`): egui answers
+/// a request with no delay with two, and the second would be rasterised beside the gradient
+/// pass where there is no GPU.
+#[test]
+fn a_reply_wakes_the_window_for_one_frame_not_two() {
+    let frames_after = |delay: Duration| {
+        let ctx = egui::Context::default();
+        for _ in 0..3 {
+            ctx.run_ui(egui::RawInput::default(), |_| {}).textures_delta.clear();
+        }
+        ctx.request_repaint_after(delay);
+        let mut frames = 0;
+        loop {
+            let mut output = ctx.run_ui(egui::RawInput::default(), |_| {});
+            output.textures_delta.clear();
+            frames += 1;
+            let wants = output.viewport_output.get(&egui::ViewportId::ROOT).expect("the root viewport").repaint_delay;
+            if wants > Duration::ZERO || frames == 5 {
+                return frames;
+            }
+        }
+    };
+    assert_eq!(frames_after(Duration::ZERO), 2, "egui's rule the wake avoids");
+    assert_eq!(frames_after(theme::REPLY_WAKE), 1);
 }
 
 /// What a frame asks of the event loop, in a bare egui context.
