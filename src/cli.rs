@@ -35,6 +35,9 @@ pub enum Command {
         /// Image to classify at start.
         #[arg(long)]
         image: Option<PathBuf>,
+        /// What draws the window: glow (OpenGL) or wgpu (Vulkan, Metal, DX12 or OpenGL).
+        #[arg(long, default_value_t = convscope_app::DEFAULT_RENDERER, value_parser = parse_renderer)]
+        renderer: convscope_app::Renderer,
         /// The latency benchmark's run (`make bench-latency`): the window opens the bundled
         /// photos by itself, one after another, writes how long each took to reach the
         /// screen to this JSON file, and closes.
@@ -194,8 +197,8 @@ pub struct RunArgs {
 
 pub fn run(command: Command) -> Result<()> {
     match command {
-        Command::Gui { arch, image, latency_run, latency_rounds } => {
-            crate::gui::run(arch, image, latency_run.map(|out| crate::gui::latency_run(out, latency_rounds)))
+        Command::Gui { arch, image, renderer, latency_run, latency_rounds } => {
+            crate::gui::run(arch, image, renderer, latency_run.map(|out| crate::gui::latency_run(out, latency_rounds)))
         }
         Command::List { json } => list(json),
         Command::Summary { arch, input, json } => summary(&arch, input.as_deref(), json),
@@ -479,6 +482,10 @@ pub struct GradientArgs {
     /// In training mode, let dropout and stochastic depth drop at random.
     #[arg(long)]
     pub dropout: bool,
+}
+
+fn parse_renderer(text: &str) -> std::result::Result<convscope_app::Renderer, String> {
+    text.parse()
 }
 
 fn parse_gradient_mode(text: &str) -> std::result::Result<GradientMode, String> {

@@ -4,16 +4,24 @@ use std::path::PathBuf;
 
 use anyhow::anyhow;
 
-use convscope_app::{LatencyRun, Start};
+use convscope_app::{LatencyRun, Renderer, Start};
 use convscope_core::zoo;
 
-pub fn run(arch: Option<String>, image: Option<PathBuf>, latency_run: Option<LatencyRun>) -> anyhow::Result<()> {
+pub fn run(
+    arch: Option<String>,
+    image: Option<PathBuf>,
+    renderer: Renderer,
+    latency_run: Option<LatencyRun>,
+) -> anyhow::Result<()> {
     if let Some(id) = &arch {
         // An unknown name fails here, with suggestions, rather than in the window.
         zoo::find(id)?;
     }
     let start = Start { latency_run, ..Start::window(arch, image) };
-    convscope_app::run_window(start).map_err(|e| anyhow!("could not open a window: {e}"))
+    convscope_app::run_window(start, renderer).map_err(|e| match renderer {
+        Renderer::Glow => anyhow!("could not open a window with OpenGL: {e} (try `--renderer wgpu`)"),
+        Renderer::Wgpu => anyhow!("could not open a window with wgpu: {e} (try `--renderer glow`)"),
+    })
 }
 
 /// The bundled photos in turn, one round of warm-up, the report to `out`.

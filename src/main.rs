@@ -23,8 +23,13 @@ fn main() -> std::process::ExitCode {
     crash::install_panic_hook();
     convscope_core::memory::keep_freed_memory();
     let cli = Cli::parse();
-    let command =
-        cli.command.unwrap_or(Command::Gui { arch: None, image: None, latency_run: None, latency_rounds: 10 });
+    let command = cli.command.unwrap_or(Command::Gui {
+        arch: None,
+        image: None,
+        renderer: convscope_app::DEFAULT_RENDERER,
+        latency_run: None,
+        latency_rounds: 10,
+    });
     match run(command) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         // The reader of stdout has gone (`convscope list | head`): nothing more to say, as `ls | head`.
