@@ -7,12 +7,14 @@
 //!   frame when the app or its worker asks for one, at the delay asked, never in a busy loop.
 //! - A real window: `convscope gui --latency-run` (the release binary beside this one), where
 //!   there is a display; `make bench-latency` gives it Xvfb's, software-rendered, when there
-//!   is none.
+//!   is none. Drawn by OpenGL (the default), then again by wgpu for scale. Everything
+//!   "painted" is the start of the frame after the round's last, which eframe begins once
+//!   that frame's paint and buffer swap have returned.
 //! - The engine and PyTorch: `convscope bench CASE --modes top5,capture,gradients` with the
 //!   app's thread count: decode, preprocess, the keep-every-output forward and the gradient
 //!   pass, each side's medians, interleaved round by round.
 //!
-//! Both app runs open the bundled photos in turn, each once the last is on screen, after one
+//! The app runs open the bundled photos in turn, each once the last is on screen, after one
 //! round of warm-up; `LATENCY_ROUNDS` (default 10) sets the rounds, `LATENCY_ARCH` the network.
 
 #[path = "../tests/app_harness/mod.rs"]
@@ -103,12 +105,12 @@ fn convscope_binary() -> PathBuf {
     release.join("convscope")
 }
 
-fn window(binary: &Path, arch: &str, rounds: usize, out: &Path) -> Result<LatencyReport, String> {
+fn window(binary: &Path, arch: &str, renderer: &str, rounds: usize, out: &Path) -> Result<LatencyReport, String> {
     if std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none() {
         return Err("no display: run under Xvfb (`make bench-latency` does)".into());
     }
     let status = Command::new(binary)
-        .args(["gui", arch, "--latency-run"])
+        .args(["gui", arch, "--renderer", renderer, "--latency-run"])
         .arg(out)
         .args(["--latency-rounds", &rounds.to_string()])
         .status()
@@ -248,7 +250,9 @@ fn main() {
 
     let run = LatencyRun { images, warmup: 1, rounds, out: None };
     let headless = headless(&arch, run);
-    let window = window(&binary, &arch, rounds, &scratch.path().join("window.json"));
+    let window_glow = window(&binary, &arch, "glow", rounds, &scratch.path().join("window.json"));
+    // The other renderer, for scale: without a GPU its frames cost more.
+    let window_wgpu = window(&binary, &arch, "wgpu", rounds, &scratch.path().join("window_wgpu.json"));
     let threads = headless.threads;
     let same = same_work(&binary, &arch, threads, rounds, &scratch.path().join("bench.json"));
     // The app leaves a core to the window; what the engine does with every core, for scale.
@@ -258,10 +262,17 @@ fn main() {
 
     println!("libtorch threads on the app's model worker: {threads} (the engine and PyTorch below run with as many)");
     let app_headless = print_app("app, headless", &headless);
-    let app_window = match &window {
+    let app_window = match &window_glow {
         Ok(report) => Some(print_app("app, window", report)),
         Err(e) => {
             println!("app, window: not measured: {e}");
+            None
+        }
+    };
+    let app_window_wgpu = match &window_wgpu {
+        Ok(report) => Some(print_app("app, window, wgpu", report)),
+        Err(e) => {
+            println!("app, window, wgpu: not measured: {e}");
             None
         }
     };
@@ -279,13 +290,14 @@ fn main() {
             }
             let engine = ours.total();
             println!(
-                "everything painted / engine's same work (target ≤ 1.2): headless {:.2}{}; engine / PyTorch {:.2}",
+                "everything painted / engine's same work (target ≤ 1.2): headless {:.2}{}{}; engine / PyTorch {:.2}",
                 app_headless.1 / engine,
                 app_window.map_or(String::new(), |w| format!(
                     ", window {:.2} (laid out {:.2})",
                     w.1 / engine,
                     w.0 / engine
                 )),
+                app_window_wgpu.map_or(String::new(), |w| format!(", window with wgpu {:.2}", w.1 / engine)),
                 engine / theirs.total()
             );
         }
@@ -305,7 +317,12 @@ fn main() {
     if let Some(ms) = headless.frame_ms {
         println!("a frame back to back, headless: {ms:.1} ms (egui's layout and kittest's steps, nothing rasterised)");
     }
-    if let Ok(report) = &window {
+    if let Ok(report) = &window_wgpu
+        && let Some(ms) = report.frame_ms
+    {
+        println!("a frame back to back, in the window with wgpu: {ms:.1} ms");
+    }
+    if let Ok(report) = &window_glow {
         if let Some(ms) = report.frame_ms {
             println!(
                 "a frame back to back, in the window: {ms:.1} ms (layout, and rasterisation where there is no GPU)"
