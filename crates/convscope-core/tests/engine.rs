@@ -5,6 +5,7 @@ mod common;
 use std::sync::Arc;
 
 use convscope_core::executor::{Layout, Model, RunOptions};
+use convscope_core::graph::Op;
 use convscope_core::zoo;
 use tch::{Device, Kind, Tensor};
 
@@ -82,9 +83,10 @@ fn the_three_modes_agree_and_switches_change_the_result() {
     assert!(model.gradients(&x, Some(10), &RunOptions::default()).is_err(), "class 10 of 10 is out of range");
 }
 
-/// A capture lets activations overwrite the batch norms and residual sums they alone read, as
-/// a plain forward does, and makes those outputs again when asked: each must be what a capture
-/// that overwrites nothing computed, bit for bit.
+/// A capture lets activations overwrite the batch norms and residual sums they alone read, and
+/// lets go of convolutions once the batch norm that alone reads them has run, as a plain
+/// forward does, and makes those outputs again when asked: each must be what a capture that
+/// keeps everything computed, bit for bit.
 #[test]
 fn outputs_made_again_are_the_ones_a_capture_keeping_all_computed() {
     let cases = [
@@ -106,6 +108,8 @@ fn outputs_made_again_are_the_ones_a_capture_keeping_all_computed() {
         let every = model.forward_autograd_capture(&x, &opts, &|| false).unwrap().unwrap();
         assert!(capture.logits.equal(&every.logits), "{arch}");
         let mut remade = 0;
+        let mut remade_convs = 0;
+        let mut remade_pads = 0;
         for node in 0..capture.outputs.len() {
             let name = &model.graph().nodes[node].name;
             let expected = every.outputs.held(node);
@@ -120,7 +124,15 @@ fn outputs_made_again_are_the_ones_a_capture_keeping_all_computed() {
                 let largest = every.outputs.held(node).unwrap().abs().max().double_value(&[]);
                 assert!(largest > 0.0, "{arch}: {name} is all zeros");
                 remade += 1;
+                remade_convs += usize::from(matches!(model.graph().nodes[node].op, Op::Conv2d(_)));
+                remade_pads += usize::from(matches!(model.graph().nodes[node].op, Op::ZeroPad { .. }));
             }
+        }
+        // Every one of these has convolutions that a batch norm alone reads.
+        assert!(remade_convs >= 5, "{arch} {switches:?}: only {remade_convs} convolutions were let go");
+        // Lite0 pads like TensorFlow before each convolution: the 3×3 and 5×5 ones copy.
+        if arch == "efficientnet_lite0" {
+            assert!(remade_pads >= 5, "only {remade_pads} padded copies were let go");
         }
         // Each has an activation after most batch norms (ResNet-18 without its shortcuts: one in
         // each block, and the stem's).
@@ -149,6 +161,25 @@ fn an_output_is_not_made_again_from_changed_weights() {
     let refused = capture.outputs.get(bn).expect_err("changed weights are refused").to_string();
     assert!(refused.contains("layer1.0.bn1") && refused.contains("changed"), "{refused}");
     assert!(before.abs().max().double_value(&[]) > 1e-3);
+
+    // Likewise a convolution's output, let go once its batch norm read it, and the batch norm
+    // made again from it.
+    let capture = model.forward_capture(&x, &REFERENCE_LAYOUT).unwrap();
+    let conv = graph.node_id("layer1.0.conv1").unwrap();
+    assert!(capture.outputs.is_remade(conv), "its batch norm alone reads it");
+    let before = capture.outputs.get(conv).unwrap().unwrap();
+    assert!(before.abs().max().double_value(&[]) > 1e-3);
+    assert!(capture.outputs.get(bn).unwrap().is_some(), "unchanged weights make it again");
+    let weight = graph.params.iter().position(|p| p.node == conv).unwrap();
+    {
+        let _guard = tch::no_grad_guard();
+        let mut kernel = model.params()[weight].shallow_clone();
+        drop(kernel.f_mul_scalar_(2.0).unwrap());
+    }
+    for node in [conv, bn] {
+        let refused = capture.outputs.get(node).expect_err("changed weights are refused").to_string();
+        assert!(refused.contains("layer1.0.conv1") && refused.contains("changed"), "{refused}");
+    }
 }
 
 const REFERENCE_LAYOUT: RunOptions =

@@ -104,6 +104,20 @@ impl Model {
             };
             values[id] = Some(output);
             owns_memory[id] = overwritable.is_some() || makes_new_tensor(&node.op, disabled[id]);
+            // A padded copy or a scaled output that this node alone reads, or a convolution
+            // that this batch norm alone reads, is let go once read, as a plain forward lets it go: the next
+            // convolution then writes into memory still in the cache, not a fresh buffer. It is
+            // made again from its input when asked.
+            if plan.in_place == InPlace::Remakeable
+                && fast_convs.is_none()
+                && let [edge] = node.inputs.as_slice()
+                && schedule.uses[edge.from] == 1
+                && edge.from != target
+                && let Some(recipe) = self.let_go_recipe(edge.from, &node.op)
+            {
+                recipes[edge.from] = Some(recipe.context(|| graph.nodes[edge.from].name.clone())?);
+                values[edge.from] = None;
+            }
             if !plan.keep_all {
                 for edge in &node.inputs {
                     if schedule.last_use[edge.from] == id && edge.from != target {
@@ -137,6 +151,29 @@ impl Model {
             }
             _ => None,
         }
+    }
+
+    /// How to make `id`'s output again once `reader`, its only reader, has run, where a plain
+    /// forward would let it go: a padded copy, a squeeze-and-excitation's scaled output, or a
+    /// convolution read by a batch norm.
+    fn let_go_recipe(&self, id: NodeId, reader: &Op) -> Option<Result<Recipe, tch::TchError>> {
+        let node = &self.graph.nodes[id];
+        let from = |i: usize| node.inputs.get(i).map(|e| e.from);
+        let conv = match (&node.op, reader) {
+            (Op::ZeroPad { pad }, _) if pad.iter().any(|&p| p != 0) => {
+                return Some(Ok(Recipe::ZeroPad { input: from(0)?, pad: *pad }));
+            }
+            (Op::Scale, _) => return Some(Ok(Recipe::Scale { x: from(0)?, scale: from(1)? })),
+            (Op::Conv2d(conv), Op::BatchNorm2d { .. }) => conv,
+            _ => return None,
+        };
+        let p = &self.params[self.first_param[id]..];
+        let params: Vec<Tensor> = p[..if conv.bias { 2 } else { 1 }].iter().map(Tensor::shallow_clone).collect();
+        let versions = match params.iter().map(Tensor::f_internal_version).collect::<Result<Vec<_>, _>>() {
+            Ok(versions) => versions,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(Recipe::Conv { input: from(0)?, params, versions, conv: *conv }))
     }
 
     pub(super) fn eval_node(
@@ -244,6 +281,11 @@ impl Model {
                     .f_view_(shape)?;
                 x[0].f_mul(&scale)?.f_add(&shift)
             }
+            // The reference's `Identity` where the padding is zero-wide (EfficientNet-Lite's 1×1
+            // convolutions): a view of the input, where ATen's `constant_pad_nd` would copy it.
+            // A view, not the input itself, so that autograd gives the node its readers'
+            // gradient alone, as the reference's hooks see it.
+            Op::ZeroPad { pad } if pad.iter().all(|&p| p == 0) => x[0].f_alias(),
             Op::ZeroPad { pad } => x[0].f_constant_pad_nd(pad),
         }
     }

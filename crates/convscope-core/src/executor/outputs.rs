@@ -6,18 +6,30 @@
 //! about a fifth more than a plain forward (README, Benchmarks). So a capture lets an
 //! activation overwrite its input where that input is cheap to make again, bit for bit, from
 //! values the capture keeps anyway: a batch norm on its running statistics (from the
-//! convolution's output) or a residual sum (from its two terms). That output is then made
-//! again, by the same ATen call on the same tensors, only when someone asks for it.
+//! convolution's output) or a residual sum (from its two terms). And it lets go of a
+//! convolution's output once the batch norm that alone reads it has run, and of a padded copy
+//! or a squeeze-and-excitation's output once its convolution has run, as a plain forward does, so the next convolution writes into
+//! memory still in the cache rather than a fresh buffer: those are made again from their kept
+//! inputs. Each is made again,
+//! by the same ATen call on the same tensors in the same thread, only when someone asks for
+//! it.
 
 use std::sync::Arc;
 
 use tch::Tensor;
 
 use crate::error::{Error, Result, TorchContext};
-use crate::graph::{Graph, NodeId};
+use crate::graph::{Conv2d, Graph, NodeId};
 
 /// How to make a node's output again from other outputs the capture keeps.
 pub(super) enum Recipe {
+    /// `conv2d` as `eval_node` runs it in the reference layout, with the in-place versions
+    /// of its weight and bias when the capture ran.
+    Conv { input: NodeId, params: Vec<Tensor>, versions: Vec<i64>, conv: Conv2d },
+    /// `constant_pad_nd` with zeros.
+    ZeroPad { input: NodeId, pad: [i64; 6] },
+    /// `x · scale`, a squeeze-and-excitation's output.
+    Scale { x: NodeId, scale: NodeId },
     /// `batch_norm` with running statistics, as `eval_node` runs it: weight, bias, running
     /// mean, running variance, with their in-place versions when the capture ran, so that a
     /// training step since is refused rather than answered with other numbers.
@@ -91,22 +103,33 @@ impl Outputs {
         let Some(recipe) = self.remade.get(node).and_then(Option::as_ref) else { return Ok(None) };
         let name =
             || self.graph.as_ref().and_then(|g| g.nodes.get(node)).map_or(format!("node {node}"), |n| n.name.clone());
+        // An input may itself be made again: a batch norm's convolution.
         let input =
-            |from: NodeId| self.held(from).ok_or_else(|| Error::Input(format!("{}: an input was not kept", name())));
+            |from: NodeId| self.get(from)?.ok_or_else(|| Error::Input(format!("{}: an input was not kept", name())));
+        let unchanged = |params: &[Tensor], versions: &[i64]| -> Result<()> {
+            for (t, &version) in params.iter().zip(versions) {
+                if t.f_internal_version().context(name)? != version {
+                    return Err(Error::Input(format!(
+                        "{}: the model's weights changed since this output was computed; run it again",
+                        name()
+                    )));
+                }
+            }
+            Ok(())
+        };
         let _guard = tch::no_grad_guard();
         let made = match recipe {
+            Recipe::Conv { input: from, params, versions, conv } => {
+                unchanged(params, versions)?;
+                input(*from)?.f_conv2d(&params[0], params.get(1), conv.stride, conv.padding, conv.dilation, conv.groups)
+            }
+            Recipe::ZeroPad { input: from, pad } => input(*from)?.f_constant_pad_nd(pad),
+            Recipe::Scale { x, scale } => input(*x)?.f_mul(&input(*scale)?),
             Recipe::BatchNorm { input: from, params, versions, momentum, eps } => {
-                for (t, &version) in params.iter().zip(versions) {
-                    if t.f_internal_version().context(name)? != version {
-                        return Err(Error::Input(format!(
-                            "{}: the model's weights changed since this output was computed; run it again",
-                            name()
-                        )));
-                    }
-                }
+                unchanged(params, versions)?;
                 let [weight, bias, mean, var] = params;
                 Tensor::f_batch_norm(
-                    input(*from)?,
+                    &input(*from)?,
                     Some(weight),
                     Some(bias),
                     Some(mean),
@@ -117,10 +140,10 @@ impl Outputs {
                     true,
                 )
             }
-            Recipe::Add { a, b } => input(*a)?.f_add(input(*b)?),
+            Recipe::Add { a, b } => input(*a)?.f_add(&input(*b)?),
             Recipe::ScaledAdd { a, b, scale } => {
                 let b = input(*b)?;
-                input(*a)?.f_mul_scalar(*scale).and_then(|t| t.f_add(b))
+                input(*a)?.f_mul_scalar(*scale).and_then(|t| t.f_add(&b))
             }
         }
         .context(name)?;
@@ -139,6 +162,14 @@ impl Outputs {
             .iter()
             .map(|r| {
                 r.as_ref().map(|r| match r {
+                    Recipe::Conv { input, params, versions, conv } => Recipe::Conv {
+                        input: *input,
+                        params: params.iter().map(Tensor::shallow_clone).collect(),
+                        versions: versions.clone(),
+                        conv: *conv,
+                    },
+                    Recipe::ZeroPad { input, pad } => Recipe::ZeroPad { input: *input, pad: *pad },
+                    Recipe::Scale { x, scale } => Recipe::Scale { x: *x, scale: *scale },
                     Recipe::BatchNorm { input, params, versions, momentum, eps } => Recipe::BatchNorm {
                         input: *input,
                         params: params.each_ref().map(Tensor::shallow_clone),
