@@ -36,8 +36,9 @@ pub enum Command {
         #[arg(long)]
         image: Option<PathBuf>,
         /// What draws the window: glow (OpenGL) or wgpu (Vulkan, Metal, DX12 or OpenGL).
-        #[arg(long, default_value_t = convscope_app::DEFAULT_RENDERER, value_parser = parse_renderer)]
-        renderer: convscope_app::Renderer,
+        /// Default: glow, or wgpu where OpenGL cannot be set up.
+        #[arg(long, value_parser = parse_renderer)]
+        renderer: Option<convscope_app::Renderer>,
         /// The latency benchmark's run (`make bench-latency`): the window opens the bundled
         /// photos by itself, one after another, writes how long each took to reach the
         /// screen to this JSON file, and closes.
@@ -198,7 +199,7 @@ pub struct RunArgs {
 pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Gui { arch, image, renderer, latency_run, latency_rounds } => {
-            crate::gui::run(arch, image, renderer, latency_run.map(|out| crate::gui::latency_run(out, latency_rounds)))
+            crate::gui::run(crate::gui::GuiArgs { arch, image, renderer, latency_run, latency_rounds })
         }
         Command::List { json } => list(json),
         Command::Summary { arch, input, json } => summary(&arch, input.as_deref(), json),
@@ -485,7 +486,11 @@ pub struct GradientArgs {
 }
 
 fn parse_renderer(text: &str) -> std::result::Result<convscope_app::Renderer, String> {
-    text.parse()
+    match text {
+        "glow" => Ok(convscope_app::Renderer::Glow),
+        "wgpu" => Ok(convscope_app::Renderer::Wgpu),
+        _ => Err("the renderers are glow (OpenGL) and wgpu".into()),
+    }
 }
 
 fn parse_gradient_mode(text: &str) -> std::result::Result<GradientMode, String> {

@@ -26,7 +26,7 @@ fn main() -> std::process::ExitCode {
     let command = cli.command.unwrap_or(Command::Gui {
         arch: None,
         image: None,
-        renderer: convscope_app::DEFAULT_RENDERER,
+        renderer: None,
         latency_run: None,
         latency_rounds: 10,
     });

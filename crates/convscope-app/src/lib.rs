@@ -74,8 +74,25 @@ pub use eframe::Renderer;
 /// project's 2-core machine, and each frame drawn while the model works takes that from it.
 pub const DEFAULT_RENDERER: Renderer = Renderer::Glow;
 
+/// Why the window did not open or ended in error.
+#[derive(Debug)]
+pub struct WindowError {
+    pub message: String,
+    /// Whether the app had started (its window drawn) before the error: if not, the renderer
+    /// could not be set up, and the other one may still work.
+    pub app_started: bool,
+}
+
+impl std::fmt::Display for WindowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Opens the explorer in a native window and runs it until the window closes.
-pub fn run_window(start: Start, renderer: Renderer) -> Result<(), String> {
+pub fn run_window(start: Start, renderer: Renderer) -> Result<(), WindowError> {
+    let app_started = std::rc::Rc::new(std::cell::Cell::new(false));
+    let started = std::rc::Rc::clone(&app_started);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1400.0, 900.0])
@@ -90,10 +107,11 @@ pub fn run_window(start: Start, renderer: Renderer) -> Result<(), String> {
         "convscope",
         options,
         Box::new(move |cc| {
+            started.set(true);
             let mut app = App::new(cc, start)?;
             app.clear_panels(&cc.egui_ctx);
             Ok(Box::new(app))
         }),
     )
-    .map_err(|e| e.to_string())
+    .map_err(|e| WindowError { message: e.to_string(), app_started: app_started.get() })
 }
