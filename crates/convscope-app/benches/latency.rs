@@ -12,7 +12,8 @@
 //!   that frame's paint and buffer swap have returned.
 //! - The engine and PyTorch: `convscope bench CASE --modes top5,capture,gradients` with the
 //!   app's thread count: decode, preprocess, the keep-every-output forward and the gradient
-//!   pass, each side's medians, interleaved round by round.
+//!   pass, each side's medians, interleaved round by round; once before the windows' runs
+//!   and once after, and the ratios against the mean of the two.
 //!
 //! The app runs open the bundled photos in turn, each once the last is on screen, after one
 //! round of warm-up; `LATENCY_ROUNDS` (default 10) sets the rounds, `LATENCY_ARCH` the network.
@@ -250,11 +251,14 @@ fn main() {
 
     let run = LatencyRun { images, warmup: 1, rounds, out: None };
     let headless = headless(&arch, run);
+    let threads = headless.threads;
+    // The engine's same work before and after the windows' runs: on a shared machine whose
+    // load changes meanwhile, the two bracket what the windows had.
+    let same_before = same_work(&binary, &arch, threads, rounds, &scratch.path().join("bench_before.json"));
     let window_glow = window(&binary, &arch, "glow", rounds, &scratch.path().join("window.json"));
     // The other renderer, for scale: without a GPU its frames cost more.
     let window_wgpu = window(&binary, &arch, "wgpu", rounds, &scratch.path().join("window_wgpu.json"));
-    let threads = headless.threads;
-    let same = same_work(&binary, &arch, threads, rounds, &scratch.path().join("bench.json"));
+    let same_after = same_work(&binary, &arch, threads, rounds, &scratch.path().join("bench_after.json"));
     // The app leaves a core to the window; what the engine does with every core, for scale.
     let all_cores = usize::try_from(tch::get_num_threads()).unwrap_or(threads);
     let same_all_cores = (all_cores != threads)
@@ -276,9 +280,14 @@ fn main() {
             None
         }
     };
-    match &same {
-        Ok([ours, theirs]) => {
-            for (label, side) in [("engine (CLI)", ours), ("PyTorch", theirs)] {
+    match (&same_before, &same_after) {
+        (Ok(before), Ok(after)) => {
+            for (label, side) in [
+                ("engine (CLI), 1st", &before[0]),
+                ("engine (CLI), 2nd", &after[0]),
+                ("PyTorch, 1st", &before[1]),
+                ("PyTorch, 2nd", &after[1]),
+            ] {
                 println!(
                     "{label:<18} decode {:>5.1} · preprocess {:>5.1} · forward+capture {:>6.1} · backward {:>6.1} · total {:>6.1} ms",
                     side.decode,
@@ -288,20 +297,22 @@ fn main() {
                     side.total()
                 );
             }
-            let engine = ours.total();
+            let engines = [before[0].total(), after[0].total()];
+            let engine = (engines[0] + engines[1]) / 2.0;
+            // The ratio against the mean of the two engine runs, and against each.
+            let ratio = |app: f64| {
+                let [a, b] = engines.map(|e| app / e);
+                format!("{:.2} ({:.2}–{:.2})", app / engine, a.min(b), a.max(b))
+            };
             println!(
-                "everything painted / engine's same work (target ≤ 1.2): headless {:.2}{}{}; engine / PyTorch {:.2}",
-                app_headless.1 / engine,
-                app_window.map_or(String::new(), |w| format!(
-                    ", window {:.2} (laid out {:.2})",
-                    w.1 / engine,
-                    w.0 / engine
-                )),
-                app_window_wgpu.map_or(String::new(), |w| format!(", window with wgpu {:.2}", w.1 / engine)),
-                engine / theirs.total()
+                "everything painted / engine's same work (target ≤ 1.2; the mean of the engine's two runs, each in brackets): headless {}{}{}; engine / PyTorch {:.2}",
+                ratio(app_headless.1),
+                app_window.map_or(String::new(), |w| format!(", window {} (laid out {})", ratio(w.1), ratio(w.0))),
+                app_window_wgpu.map_or(String::new(), |w| format!(", window with wgpu {}", ratio(w.1))),
+                engine / ((before[1].total() + after[1].total()) / 2.0)
             );
         }
-        Err(e) => println!("engine and PyTorch: not measured: {e}"),
+        (Err(e), _) | (_, Err(e)) => println!("engine and PyTorch: not measured: {e}"),
     }
     match same_all_cores {
         Some(Ok([ours, theirs])) => println!(
