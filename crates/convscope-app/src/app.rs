@@ -287,6 +287,16 @@ impl App {
         &self.runtime.draw
     }
 
+    /// The Draw view, to act on as its dialogs would (a test picks the file Save weights… asks for).
+    pub fn draw_mut(&mut self) -> &mut crate::draw::DrawView {
+        &mut self.runtime.draw
+    }
+
+    /// Where the explorer's weights came from, as its card says.
+    pub fn loaded_origin(&self) -> Option<&str> {
+        self.runtime.model.as_ref().map(|m| m.origin.as_str())
+    }
+
     /// The last comparison of two networks.
     pub fn comparison(&self) -> Option<&convscope_core::compare::Comparison> {
         self.runtime.history.compare.shown.as_ref().map(|s| &s.comparison)
@@ -448,7 +458,7 @@ impl App {
                 let progress = worker.attribution_progress();
                 attribution.ui(ui, model, prediction.shown.as_ref(), layers.selected, pending, progress, commands);
             }
-            CentralView::Draw => draw.ui(ui),
+            CentralView::Draw => draw.ui(ui, commands),
         });
         stopwatch.view_times(maps_time, plot_time);
     }

@@ -52,6 +52,13 @@ pub enum Command {
     DismissNotice,
     /// Loads an architecture (a bubble of the History chart) and shows it in the explorer.
     OpenInExplorer(&'static str),
+    /// Loads `arch` with the weights in `weights` (LeNet-5 trained and saved in the Draw view)
+    /// into the explorer, and runs `image` on it.
+    ExploreWeights {
+        arch: &'static str,
+        weights: PathBuf,
+        image: Option<ImageInput>,
+    },
     /// Opens the diagram of `arch` on the node named `node` (a calculator's link), loading
     /// the architecture first if need be.
     ShowNode {
@@ -259,6 +266,20 @@ impl App {
             }
             Command::DismissMessage => rt.message = None,
             Command::DismissNotice => rt.notice = None,
+            Command::ExploreWeights { arch, weights, image } => {
+                let Some(spec) = rt.specs.iter().find(|s| s.id == arch).cloned() else {
+                    return;
+                };
+                self.settings.arch = Some(arch.to_owned());
+                self.settings.central = CentralView::FeatureMaps;
+                // Runs once the model is loaded, as an image dropped while it loads does.
+                rt.pending_image = image;
+                rt.worker.send(Request::Load {
+                    spec: Box::new(spec),
+                    weights: WeightsChoice::File(weights),
+                    device: self.settings.device.device(),
+                });
+            }
             Command::OpenInExplorer(id) => {
                 self.settings.central = CentralView::FeatureMaps;
                 if self.settings.arch.as_deref() != Some(id) {

@@ -12,8 +12,10 @@ use std::time::Instant;
 use convscope_core::drawing::worker::{DigitReply, DigitWorker, DrawnDigit, LayerMaps, Reading, Samples, Sweep};
 use convscope_core::drawing::{Drawing, GRID, Transform};
 use convscope_core::engine::{self, WeightsChoice};
+use convscope_core::session::ImageInput;
 use convscope_core::train::{TrainConfig, TrainProgress, TrainReport};
 
+use crate::command::Command;
 use crate::theme;
 
 /// Grid cells on screen, in points.
@@ -81,6 +83,8 @@ pub struct DrawView {
     /// New weights from a finished run, in use and not saved.
     unsaved: bool,
     weights: Option<String>,
+    /// The file the weights in use were saved to here, which the explorer can open.
+    saved: Option<PathBuf>,
     message: Option<(String, bool)>,
 }
 
@@ -112,6 +116,7 @@ impl Default for DrawView {
             training: None,
             unsaved: false,
             weights: None,
+            saved: None,
             message: None,
         }
     }
@@ -205,6 +210,7 @@ impl DrawView {
             match reply {
                 DigitReply::Loaded { origin } => {
                     self.weights = Some(origin);
+                    self.saved = None;
                     resend = true;
                     self.samples_asked = false;
                 }
@@ -228,6 +234,7 @@ impl DrawView {
                     training.cancelled = report.is_none();
                     if let Some(report) = &report {
                         self.unsaved = true;
+                        self.saved = None;
                         self.weights = Some(format!(
                             "trained here just now: held-out {:.2}% (not saved)",
                             report.test_accuracy * 100.0
@@ -241,6 +248,7 @@ impl DrawView {
                 DigitReply::Saved(path) => {
                     self.unsaved = false;
                     self.weights = Some(path.display().to_string());
+                    self.saved = Some(path.clone());
                     self.message = Some((format!("saved LeNet-5's weights to {}", path.display()), false));
                 }
                 DigitReply::Samples(samples) => {
@@ -323,7 +331,7 @@ impl DrawView {
         self.changed_at.retain(|(g, _)| *g > generation);
     }
 
-    pub(crate) fn ui(&mut self, ui: &mut egui::Ui) {
+    pub(crate) fn ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         let ctx = ui.ctx().clone();
         if self.worker(&ctx).is_none() {
             if let Some((message, _)) = &self.message {
@@ -372,7 +380,7 @@ impl DrawView {
             ui.separator();
             self.samples_ui(ui);
             ui.separator();
-            self.training_ui(ui);
+            self.training_ui(ui, commands);
         });
         self.painted();
     }
@@ -706,7 +714,7 @@ impl DrawView {
         self.changed();
     }
 
-    fn training_ui(&mut self, ui: &mut egui::Ui) {
+    fn training_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<Command>) {
         ui.label("Train LeNet-5 here, as `convscope train` does (4,000 digits, 1,000 held out):");
         let training_now = self.is_training();
         ui.horizontal(|ui| {
@@ -742,6 +750,18 @@ impl DrawView {
                     worker.load(WeightsChoice::Installed { seed: engine::DEFAULT_SEED });
                     self.unsaved = false;
                 }
+            }
+            if let Some(path) = &self.saved
+                && !training_now
+                && ui
+                    .button("Open in the explorer")
+                    .on_hover_text("LeNet-5 with these weights in the explorer, on the digit on the pad")
+                    .clicked()
+            {
+                let rgba: Vec<u8> = self.drawing.pixels().into_iter().flat_map(|v| [v, v, v, 255]).collect();
+                let image =
+                    ImageInput::Pixels { name: "the pad's digit".into(), size: [GRID as u32; 2], rgba: rgba.into() };
+                commands.push(Command::ExploreWeights { arch: "lenet5", weights: path.clone(), image: Some(image) });
             }
         });
         let Some(training) = &self.training else { return };
@@ -802,7 +822,8 @@ impl DrawView {
     }
 
     /// Writes the weights in use (tests name the file; the button asks for one).
-    pub(crate) fn save_to(&mut self, path: PathBuf) {
+    /// Writes the weights in use to `path`, as Save weights… does with the file it is given.
+    pub fn save_to(&mut self, path: PathBuf) {
         if let Some(worker) = self.worker.as_mut() {
             worker.save(path);
         }

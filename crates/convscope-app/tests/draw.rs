@@ -229,6 +229,52 @@ fn training_from_the_pad_reports_progress_and_finishes_with_new_weights() {
     assert_eq!(harness.state().draw().reading().unwrap().probabilities, now, "the same weights read the 1 alike");
 }
 
+/// LeNet-5 trained on the pad and saved opens in the explorer with those weights, on the
+/// digit on the pad, and reads it as the pad does.
+#[test]
+fn weights_trained_and_saved_on_the_pad_open_in_the_explorer() {
+    let mut harness = pad_harness();
+    stroke(&mut harness, &one());
+    read(&mut harness);
+    let installed = harness.state().draw().reading().unwrap().probabilities.clone();
+    assert!(harness.query_by_label("Open in the explorer").is_none(), "nothing saved yet");
+    harness.get_by_role_and_label(Role::SpinButton, "epochs").set_value_accesskit(1.0);
+    harness.run_steps(2);
+    click(&mut harness, "Train LeNet-5");
+    step_until(&mut harness, "the run to finish", |app| app.draw().training().is_some_and(|t| t.report.is_some()));
+    read(&mut harness);
+    let trained = harness.state().draw().reading().unwrap().probabilities.clone();
+    assert_ne!(trained, installed, "the new weights read the 1 differently");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("lenet5-drawn.safetensors");
+    harness.state_mut().draw_mut().save_to(file.clone());
+    step_until(&mut harness, "the weights saved", |app| {
+        app.draw().weights() == Some(file.display().to_string().as_str())
+    });
+    click(&mut harness, "Open in the explorer");
+    step_until(&mut harness, "the explorer's LeNet-5 on the pad's digit", |app| {
+        app.prediction().is_some_and(|p| p.image.name() == "the pad's digit") && !app.busy()
+    });
+    let app = harness.state();
+    assert_eq!(app.settings().central, convscope_app::CentralView::FeatureMaps);
+    assert_eq!(app.loaded_arch(), Some("lenet5"));
+    let origin = app.loaded_origin().unwrap();
+    assert!(origin.contains("lenet5-drawn.safetensors"), "{origin}");
+    // The explorer's top-5 is the pad's reading with these weights, not the installed ones'.
+    let top = &app.prediction().unwrap().top5[0];
+    let class = usize::try_from(top.class).unwrap();
+    let best = (0..trained.len()).max_by(|&a, &b| trained[a].total_cmp(&trained[b])).unwrap();
+    assert_eq!(class, best);
+    assert!(
+        (top.probability - f64::from(trained[class])).abs() < 1e-4,
+        "explorer {} against the pad's {}",
+        top.probability,
+        trained[class]
+    );
+    assert!((f64::from(installed[class]) - top.probability).abs() > 1e-3, "the installed weights read it alike");
+}
+
 /// The figure for the README: from a pointer event on the pad to the frame that paints the
 /// maps it changed. Run on its own: `cargo test -p convscope-app --test draw -- --ignored
 /// --nocapture latency`.
