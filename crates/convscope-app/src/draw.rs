@@ -190,7 +190,7 @@ impl DrawView {
     fn worker(&mut self, ctx: &egui::Context) -> Option<&mut DigitWorker> {
         if self.worker.is_none() {
             let wake = ctx.clone();
-            match DigitWorker::spawn(move || wake.request_repaint()) {
+            match DigitWorker::spawn(move || wake.request_repaint_after(theme::REPLY_WAKE)) {
                 Ok(mut worker) => {
                     worker.load(WeightsChoice::Installed { seed: engine::DEFAULT_SEED });
                     self.worker = Some(worker);

@@ -152,7 +152,7 @@ fn color32(color: colorous::Color) -> Color32 {
 /// engine's. Twice a second still shows the app is alive; replies repaint at once anyway.
 pub const BUSY_REPAINT: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// How a reply from the model worker wakes the window: at once, but with a delay above zero,
+/// How a reply from a worker (the model's, the pad's, the lab's) wakes the window: at once, but with a delay above zero,
 /// because egui answers a zero delay with two frames ("to let things settle"). Without a GPU
 /// the second is rasterised on the CPU (in a 1400×900 window under Xvfb about 10 ms of both
 /// cores through OpenGL, 35 through wgpu) while the gradient pass runs beside it. Nothing of the app's waits on that frame:

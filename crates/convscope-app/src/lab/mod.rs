@@ -792,7 +792,7 @@ impl App {
                     let ctx = view.ctx.clone();
                     move || {
                         if let Some(ctx) = &ctx {
-                            ctx.request_repaint();
+                            ctx.request_repaint_after(crate::theme::REPLY_WAKE);
                         }
                     }
                 };
