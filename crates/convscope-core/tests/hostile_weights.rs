@@ -104,3 +104,20 @@ fn the_fuzzers_seeds_and_findings_are_refused_with_a_reason() {
     }
     assert!(checked >= 10, "only {checked} files found");
 }
+
+/// NaN and infinities are named; huge but finite values whose float sum overflows are not.
+#[test]
+fn non_finite_values_are_named_and_huge_finite_ones_are_not() {
+    let huge = Tensor::full([1000], 1e37, (tch::Kind::Float, Device::Cpu));
+    assert!(huge.sum(tch::Kind::Float).double_value(&[]).is_infinite(), "the sum must overflow to test the fallback");
+    let with_nan = Tensor::from_slice(&[1.0f32, f32::NAN, 2.0]);
+    let with_inf = Tensor::from_slice(&[1.0f32, f32::NEG_INFINITY]);
+    let tensors = vec![
+        ("huge".to_owned(), huge),
+        ("nan".to_owned(), with_nan),
+        ("inf".to_owned(), with_inf),
+        ("fine".to_owned(), Tensor::from_slice(&[0.5f32, -3.0])),
+        ("counts".to_owned(), Tensor::from_slice(&[1i64, 2])),
+    ];
+    assert_eq!(convscope_core::weights::non_finite(&tensors), ["nan", "inf"]);
+}
